@@ -1,0 +1,73 @@
+"""Helpers shared by the dock widgets: layer choice, workers with progress and cancel, error notifications."""
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+
+from ..core.progress import Progress
+from ..core.validation import InputError
+
+
+def report_error(err: BaseException, context: str) -> None:
+    """Show ``err`` as a napari notification: input errors as they are, anything else with its type."""
+    if isinstance(err, InputError):
+        show_error(f"{context}: {err}")
+    else:
+        show_error(f"{context} failed ({type(err).__name__}: {err}).")
+
+
+class ProgressRow(QWidget):
+    """A progress bar with a Cancel button that runs one generator worker at a time."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel_button)
+        self.worker: GeneratorWorker | None = None
+
+    def start(
+        self,
+        func: Callable[..., Generator[Progress, None, Any]],
+        on_done: Callable[[Any], None],
+        context: str,
+        **kwargs: Any,
+    ) -> GeneratorWorker:
+        """Run generator ``func(**kwargs)`` in a thread; progress goes to the bar, the result to ``on_done``,
+        errors to a notification. The user's layers are only touched in ``on_done``."""
+        worker = create_worker(func, **kwargs, _start_thread=False)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(on_done)
+        worker.errored.connect(lambda err: report_error(err, context))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.cancel_button.setEnabled(True)
+        self.bar.setFormat(context)
+        worker.start()
+        return worker
+
+    def _on_progress(self, p: Progress) -> None:
+        self.bar.setRange(0, max(1, p.total))
+        self.bar.setValue(p.step)
+        self.bar.setFormat(f"{p.message} (%v/%m)")
+
+    def _on_finished(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.worker = None
+
+    def cancel(self) -> None:
+        """Stop the running worker at its next progress step; no layer is written."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.bar.setFormat("cancelled")

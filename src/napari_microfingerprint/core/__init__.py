@@ -1,0 +1,1 @@
+"""Qt-free scientific core of napari-microfingerprint (never imports napari or Qt)."""
