@@ -97,11 +97,11 @@ class SegmentationWidget(QWidget):
         self.grain_input = ComboBox(label="source layer", choices=self._layers)
         self.source = ComboBox(label="source type", choices=["auto", "boundaries", "binary", "distance"])
         self.boundary = ComboBox(label="boundaries are", choices=["dark", "bright"])
-        self.smoothing = FloatSpinBox(label="smoothing sigma", value=1.0, min=0.0, max=20.0, step=0.5)
+        self.ridge_scale = FloatSpinBox(label="boundary half-width (px)", value=1.0, min=0.5, max=20.0, step=0.5)
         self.min_distance = SpinBox(label="marker min distance", value=3, min=1, max=1000)
-        self.h = FloatSpinBox(label="h-maxima depth h", value=1.0, min=0.0, max=100.0, step=0.5)
-        self.grain_min_size = SpinBox(label="min grain size (px)", value=10, min=0, max=1_000_000)
-        grain_form = Container(widgets=[self.grain_input, self.source, self.boundary, self.smoothing,
+        self.h = FloatSpinBox(label="h-maxima depth h (-1 = default)", value=-1.0, min=-1.0, max=100.0, step=0.5)
+        self.grain_min_size = SpinBox(label="min grain size (px)", value=5, min=0, max=1_000_000)
+        grain_form = Container(widgets=[self.grain_input, self.source, self.boundary, self.ridge_scale,
                                         self.min_distance, self.h, self.grain_min_size])
         self.grain_button = QPushButton("Segment grains")
         self.grain_button.clicked.connect(self.run_grains)
@@ -234,9 +234,10 @@ class SegmentationWidget(QWidget):
         return {
             "source": self.source.value,
             "boundary": self.boundary.value,
-            "smoothing": self.smoothing.value,
+            "ridge_scale": self.ridge_scale.value,
+            "denoise_method": self.denoise.value,
             "min_distance": self.min_distance.value,
-            "h": self.h.value,
+            "h": None if self.h.value < 0 else self.h.value,
             "min_size": self.grain_min_size.value,
         }
 
@@ -271,7 +272,7 @@ class SegmentationWidget(QWidget):
 
         def done(result: tuple) -> None:
             labels, df, summary = result
-            name = f"{layer.name} grains (watershed, h={kwargs['h']:g}, min dist {kwargs['min_distance']})"
+            name = f"{layer.name} grains (watershed, {kwargs['source']})"
             new = self.viewer.add_labels(
                 labels, name=name, scale=layer.scale, translate=layer.translate,
                 features=df.assign(index=df["label"]),

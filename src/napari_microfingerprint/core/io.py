@@ -2,7 +2,7 @@
 
 TIFF files written here carry a JSON image description ``{"napari_microfingerprint": {"scale": [...],
 "layer_type": ...}}`` and standard resolution tags; reading falls back to ImageJ's ``spacing`` and the
-resolution tags for TIFFs from elsewhere. ``.npz`` files may hold ``data`` (or a single array) and ``scale``.
+resolution tags for TIFFs from elsewhere. ``.npz`` files may hold ``data`` (or a single array), ``scale`` and ``layer_type``.
 Nothing is unpickled (``allow_pickle=False`` everywhere).
 """
 from __future__ import annotations
@@ -85,6 +85,8 @@ def read_microstructure(path: str | Path) -> Microstructure:
                 data = npz[key]
                 if "scale" in keys:
                     scale = tuple(float(s) for s in npz["scale"])
+                if "layer_type" in keys and str(npz["layer_type"]) in ("image", "labels"):
+                    layer_type = str(npz["layer_type"])
         else:
             with tifffile.TiffFile(p) as tif:
                 data = tif.asarray()
@@ -113,7 +115,7 @@ def write_microstructure(path: str | Path, data, layer_type: str = "labels",
         np.save(p, arr, allow_pickle=False)
     elif ext == ".npz":
         extra = {"scale": np.asarray(scale, dtype=float)} if scale is not None else {}
-        np.savez_compressed(p, data=arr, **extra)
+        np.savez_compressed(p, data=arr, layer_type=np.array(layer_type), **extra)
     else:
         sc = [float(s) for s in scale] if scale is not None else None
         desc = json.dumps({_KEY: {"scale": sc, "layer_type": layer_type, **(metadata or {})}}, default=str)

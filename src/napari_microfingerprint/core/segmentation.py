@@ -41,13 +41,18 @@ def normalize(image, low: float = 1.0, high: float = 99.0) -> np.ndarray:
 def correct_illumination(image, sigma: float = 50.0) -> np.ndarray:
     """Remove slow illumination changes with a Gaussian high-pass filter in the Fourier domain (paper 001, 2.6.1).
 
-    ``high = image - IFFT(G_sigma * FFT(image))``; the image mean is added back so grey levels keep their
-    meaning, then the result is rescaled to [0, 1]. ``sigma`` (pixels) should exceed the feature size.
+    ``high = image - IFFT(G_sigma * FFT(image))``, computed on the image mirror-padded by ``3 sigma`` (at most
+    its size) so that a gradient across the image is not wrapped around; the image mean is added back so grey
+    levels keep their meaning, then the result is rescaled to [0, 1]. ``sigma`` (pixels) should exceed the
+    feature size.
     """
     arr = check_greyscale(image)
     if sigma <= 0:
         raise InputError(f"sigma must be positive, got {sigma}.")
-    low = np.real(np.fft.ifftn(ndimage.fourier_gaussian(np.fft.fftn(arr), sigma=sigma)))
+    pad = [(p, p) for p in (min(int(np.ceil(3 * sigma)), s - 1) for s in arr.shape)]
+    padded = np.pad(arr, pad, mode="symmetric")
+    low = np.real(np.fft.ifftn(ndimage.fourier_gaussian(np.fft.fftn(padded), sigma=sigma)))
+    low = low[tuple(slice(a, a + s) for (a, _), s in zip(pad, arr.shape))]
     out = arr - low + arr.mean()
     return (out - out.min()) / max(float(np.ptp(out)), 1e-12)
 
