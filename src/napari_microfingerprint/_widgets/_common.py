@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
@@ -18,6 +19,20 @@ def report_error(err: BaseException, context: str) -> None:
         show_error(f"{context}: {err}")
     else:
         show_error(f"{context} failed ({type(err).__name__}: {err}).")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+def _guarded(func: Callable[..., Generator[Progress, None, Any]], kwargs: dict) -> Generator[Progress, None, Any]:
+    """Run ``func(**kwargs)`` and turn an exception into a :class:`_Failure` result, so that a failed run
+    ends in one notification instead of napari's traceback relay."""
+    try:
+        return (yield from func(**kwargs))
+    except Exception as err:  # noqa: BLE001 - reported to the user by the caller
+        return _Failure(err)
 
 
 class ProgressRow(QWidget):
@@ -46,10 +61,16 @@ class ProgressRow(QWidget):
     ) -> GeneratorWorker:
         """Run generator ``func(**kwargs)`` in a thread; progress goes to the bar, the result to ``on_done``,
         errors to a notification. The user's layers are only touched in ``on_done``."""
-        worker = create_worker(func, **kwargs, _start_thread=False)
+        def finish(result: Any) -> None:
+            if isinstance(result, _Failure):
+                report_error(result.error, context)
+            else:
+                on_done(result)
+
+        worker = create_worker(_guarded, func, kwargs, _start_thread=False,
+                               _connect={"errored": lambda err: report_error(err, context)})
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_done)
-        worker.errored.connect(lambda err: report_error(err, context))
+        worker.returned.connect(finish)
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self.cancel_button.setEnabled(True)

@@ -101,6 +101,7 @@ def line_intercept_length(
     spacing: Sequence[float] | None = None,
     directions: np.ndarray | None = None,
     seed: int = 0,
+    min_run: int = 3,
 ) -> float:
     """Mean line-intercept length (ASTM E1382, paper 001 section 2.6.4): line length per boundary crossed.
 
@@ -108,8 +109,9 @@ def line_intercept_length(
     units) and pass through uniformly random points; such a line is picked with a probability proportional to
     its chord length ``L``, so each line is weighted by ``1/L`` to obtain isotropic uniform random lines:
     ``intercept = n_lines / sum(crossings_i / L_i)``. Lines are sampled every half pixel; a boundary is a
-    change between two non-zero labels along the line (label 0, a boundary network, is skipped). Returns
-    ``nan`` when no line crosses a boundary.
+    change between two non-zero labels along the line (label 0, a boundary network, is skipped); runs shorter
+    than ``min_run`` samples are ignored so that a line running along a pixel-staircase boundary does not count
+    its steps as crossings. Returns ``nan`` when no line crosses a boundary.
     """
     lab = check_labels(labels)
     ndim = lab.ndim
@@ -136,8 +138,18 @@ def line_intercept_length(
         values = lab[tuple(index.T)]
         values = values[values > 0]
         used += 1
-        density += np.count_nonzero(values[1:] != values[:-1]) / ((inside.sum() - 1) * step)
+        density += _count_crossings(values, min_run) / ((inside.sum() - 1) * step)
     return used / density if density > 0 else float("nan")
+
+
+def _count_crossings(values: np.ndarray, min_run: int) -> int:
+    """Label changes along a sampled line, after dropping runs shorter than ``min_run`` samples."""
+    if values.size < 2:
+        return 0
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    lengths = np.diff(np.r_[starts, values.size])
+    runs = values[starts][lengths >= min_run]
+    return int(np.count_nonzero(runs[1:] != runs[:-1]))
 
 
 def _axial_mean_deg(angles_deg: np.ndarray, weights: np.ndarray) -> float:
