@@ -107,7 +107,7 @@ class SegmentationWidget(QWidget):
         self.grain_button.clicked.connect(self.run_grains)
 
         # 3. statistics
-        self.stats_input = ComboBox(label="grain labels", choices=self._labels_layers)
+        self.stats_input = ComboBox(label="grain labels", choices=self._layers)
         self.periodic = CheckBox(label="periodic domain", value=False)
         stats_form = Container(widgets=[self.stats_input, self.periodic])
         self.measure_button = QPushButton("Measure grains")
@@ -144,9 +144,6 @@ class SegmentationWidget(QWidget):
     # ----------------------------------------------------------------- layer choices
     def _layers(self, _widget: Any = None) -> list[tuple[str, Layer]]:
         return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, (Image, Labels))]
-
-    def _labels_layers(self, _widget: Any = None) -> list[tuple[str, Layer]]:
-        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Labels)]
 
     def _refresh_choices(self, _event: Any = None) -> None:
         for combo in (self.phase_input, self.grain_input, self.stats_input):
@@ -290,6 +287,11 @@ class SegmentationWidget(QWidget):
             layer = self.stats_input.value
             if layer is None:
                 raise InputError("no Labels layer is selected; segment grains first (2. Grains).")
+            if not isinstance(layer, Labels):
+                raise InputError(
+                    f"'{layer.name}' is an Image layer, but grain statistics need a grain Labels layer. "
+                    "Segment grains first (2. Grains), then measure the layer it writes."
+                )
             data = check_labels(_layer_array(layer, "grain statistics"), f"layer '{layer.name}'")
             spacing = _spacing(layer, data.ndim)
             periodic = self.periodic.value
