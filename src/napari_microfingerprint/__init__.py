@@ -5,6 +5,15 @@ The public API mirrors the widgets::
 
     from napari_microfingerprint import make_grain_structure, segment_grains, grain_statistics
 """
+from .core.descriptors import available_descriptors, register_descriptor
+from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
+from .core.reconstruction import (
+    ReconstructionResult,
+    ReconstructionSettings,
+    match,
+    reconstruct,
+    reconstruct_iter,
+)
 from .core.characterization import grain_statistics, line_intercept_length, phase_fractions
 from .core.io import read_microstructure, write_microstructure
 from .core.real_data import load_example
@@ -24,7 +33,19 @@ from .core.validation import InputError
 __version__ = "0.1.0"
 
 __all__ = [
+    "DescriptorSet",
     "InputError",
+    "ReconstructionResult",
+    "ReconstructionSettings",
+    "available_descriptors",
+    "characterize",
+    "descriptor_error",
+    "interpolate",
+    "match",
+    "merge",
+    "reconstruct",
+    "reconstruct_iter",
+    "register_descriptor",
     "correct_illumination",
     "denoise",
     "distance_to_labels",

