@@ -1,6 +1,7 @@
 """Helpers shared by the dock widgets: layer choice, workers with progress and cancel, error notifications."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -51,16 +52,21 @@ class ProgressRow(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
         self.worker: GeneratorWorker | None = None
+        self.cancel_event: threading.Event | None = None
 
     def start(
         self,
         func: Callable[..., Generator[Progress, None, Any]],
         on_done: Callable[[Any], None],
         context: str,
+        on_yield: Callable[[Any], None] | None = None,
+        cancel_event: threading.Event | None = None,
         **kwargs: Any,
     ) -> GeneratorWorker:
-        """Run generator ``func(**kwargs)`` in a thread; progress goes to the bar, the result to ``on_done``,
-        errors to a notification. The user's layers are only touched in ``on_done``."""
+        """Run generator ``func(**kwargs)`` in a thread; progress goes to the bar (and to ``on_yield``), the
+        result to ``on_done``, errors to a notification. The user's layers are only touched in ``on_done``.
+        With ``cancel_event``, Cancel sets the event (the generator then returns its best state) instead of
+        abandoning the worker."""
         def finish(result: Any) -> None:
             if isinstance(result, _Failure):
                 report_error(result.error, context)
@@ -70,15 +76,18 @@ class ProgressRow(QWidget):
         worker = create_worker(_guarded, func, kwargs, _start_thread=False,
                                _connect={"errored": lambda err: report_error(err, context)})
         worker.yielded.connect(self._on_progress)
+        if on_yield is not None:
+            worker.yielded.connect(on_yield)
         worker.returned.connect(finish)
         worker.finished.connect(self._on_finished)
         self.worker = worker
+        self.cancel_event = cancel_event
         self.cancel_button.setEnabled(True)
         self.bar.setFormat(context)
         worker.start()
         return worker
 
-    def _on_progress(self, p: Progress) -> None:
+    def _on_progress(self, p: Any) -> None:
         self.bar.setRange(0, max(1, p.total))
         self.bar.setValue(p.step)
         self.bar.setFormat(f"{p.message} (%v/%m)")
@@ -88,7 +97,13 @@ class ProgressRow(QWidget):
         self.worker = None
 
     def cancel(self) -> None:
-        """Stop the running worker at its next progress step; no layer is written."""
-        if self.worker is not None:
+        """Stop the running worker at its next progress step: with a cancel event the run ends early and its
+        best state is still written; without one nothing is written."""
+        if self.worker is None:
+            return
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+            self.bar.setFormat("cancelling: keeping the best state so far")
+        else:
             self.worker.quit()
             self.bar.setFormat("cancelled")

@@ -86,6 +86,10 @@ class ReconstructionProgress:
     stage: str
     preview: np.ndarray | None = None
 
+    @property
+    def message(self) -> str:
+        return f"{self.stage}, loss {self.loss:.3g}"
+
 
 @dataclass
 class ReconstructionResult:
@@ -133,21 +137,26 @@ def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], l
 
 
 class _Problem:
-    """Loss of one resolution level: target tensors per axis and the weighted MSE over all slices."""
+    """Loss of one resolution level: target tensors per axis and the weighted MSE over all slices.
+
+    A 2D target serves every axis of a volume (isotropic, paper 003 Eq. 4); a per-axis target (from a volume or
+    :func:`merge`) prescribes only the axes it holds (Eq. 3)."""
 
     def __init__(self, target: DescriptorSet, level: int, ndim: int, weights: dict[str, float],
                  device: torch.device, dtype: torch.dtype) -> None:
-        self.axes = ["2d"] if ndim == 2 else list(AXES_3D)
         src = target if level == 0 else target.coarse[level]
+        if ndim == 2:
+            values = {"2d": src.values["2d"] if "2d" in src.values else src.for_axis("z")}
+        elif "2d" in src.values:
+            values = {a: src.values["2d"] for a in AXES_3D}
+        else:
+            values = {a: src.values[a] for a in AXES_3D if a in src.values}
+        self.axes = list(values)
         self.limit_to = src.limit_to
         self.params = target.params
         self.weights = weights
-        self.targets = {}
-        for a in self.axes:
-            values = src.values.get(a) if ndim == 3 else src.values.get("2d", src.values.get("z"))
-            if values is None:
-                values = src.for_axis(a)
-            self.targets[a] = {n: torch.as_tensor(values[n], device=device, dtype=dtype) for n in weights}
+        self.targets = {a: {n: torch.as_tensor(v[n], device=device, dtype=dtype) for n in weights}
+                        for a, v in values.items()}
 
     def loss(self, ind: torch.Tensor) -> torch.Tensor:
         field_ = channels(ind)
@@ -155,9 +164,8 @@ class _Problem:
         per_slice = evaluate(field_, list(self.weights), self.limit_to, self.params, axes=axes)
         total = ind.new_zeros(())
         for a, d in per_slice.items():
-            key = a if a in self.targets else self.axes[0]
             for n, v in d.items():
-                total = total + self.weights[n] * ((v - self.targets[key][n]) ** 2).mean()
+                total = total + self.weights[n] * ((v - self.targets[a][n]) ** 2).mean()
         return total
 
 

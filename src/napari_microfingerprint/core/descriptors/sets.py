@@ -260,6 +260,8 @@ def descriptor_error(structure, target: DescriptorSet) -> dict[str, dict[str, fl
         per_slice = evaluate(field_, target.names, target.limit_to, target.params)
     errors: dict[str, dict[str, float]] = {}
     for axis, d in per_slice.items():
+        if axis not in target.values and "2d" not in target.values:
+            continue  # an axis the target leaves free (two merged sections)
         want = target.for_axis(axis)
         errors[axis] = {}
         for name, got in d.items():

@@ -1,0 +1,261 @@
+"""3D reconstruction dock widget: a phase Labels layer (2D slice, up to three orthogonal slices, or a volume)
+-> descriptors -> a reconstructed Labels layer (and the soft field as an Image), with a live preview, a
+convergence plot and Cancel keeping the best state. Also a 2D mode and interpolation between two layers."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from napari.layers import Image, Labels, Layer
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import QGroupBox, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+
+from ..core.descriptors import available_descriptors
+from ..core.descriptors.sets import DEFAULT_WEIGHTS, DescriptorSet, characterize, interpolate, merge
+from ..core.progress import Progress
+from ..core.reconstruction import OPTIMIZERS, ReconstructionProgress, ReconstructionResult, reconstruct_iter
+from ..core.validation import InputError
+from ._common import ProgressRow, report_error
+from ._plot import CurvePlot
+
+if TYPE_CHECKING:
+    import napari
+
+MODES = ("3D from 2D slice(s)", "3D from 3D volume", "2D", "interpolate between two layers")
+NONE = "(none)"
+
+
+class ReconstructionWidget(QWidget):
+    """Plugins > napari-microfingerprint > 3D reconstruction."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.result: ReconstructionResult | list[ReconstructionResult] | None = None
+        self.preview_layer: Labels | None = None
+
+        self.mode = ComboBox(label="mode", choices=list(MODES))
+        self.source = ComboBox(label="phases (yx slice / volume / from)", choices=self._layers)
+        self.zx = ComboBox(label="zx slice (optional)", choices=self._optional_layers)
+        self.zy = ComboBox(label="zy slice (optional)", choices=self._optional_layers)
+        self.other = ComboBox(label="interpolate to", choices=self._optional_layers)
+        self.steps = SpinBox(label="interpolation steps (2D results, stacked)", value=5, min=2, max=50)
+        inputs = Container(widgets=[self.mode, self.source, self.zx, self.zy, self.other, self.steps])
+
+        self.weights: dict[str, tuple[CheckBox, FloatSpinBox]] = {}
+        rows = []
+        for name in available_descriptors():
+            on = CheckBox(text=name, value=name in DEFAULT_WEIGHTS)
+            weight = FloatSpinBox(value=DEFAULT_WEIGHTS.get(name, 1.0), min=0.0, max=1e6, tooltip=f"{name} weight")
+            self.weights[name] = (on, weight)
+            rows.append(Container(widgets=[on, weight], layout="horizontal", labels=False))
+        descriptors = Container(widgets=rows, labels=False)
+
+        self.limit_to = SpinBox(label="limit_to (px)", value=8, min=1, max=256)
+        self.size_z = SpinBox(label="output Z", value=64, min=1, max=4096)
+        self.size_y = SpinBox(label="output Y", value=64, min=1, max=4096)
+        self.size_x = SpinBox(label="output X", value=64, min=1, max=4096)
+        self.max_iter = SpinBox(label="iterations (evaluations)", value=500, min=1, max=100_000)
+        self.optimizer = ComboBox(label="optimizer", choices=list(OPTIMIZERS))
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.multigrid = CheckBox(label="multigrid (coarse to fine)", value=True)
+        self.show_3d = CheckBox(label="switch the viewer to 3D", value=True)
+        settings = Container(widgets=[self.limit_to, self.size_z, self.size_y, self.size_x, self.max_iter,
+                                      self.optimizer, self.device, self.seed, self.multigrid, self.show_3d])
+
+        self.run_button = QPushButton("Reconstruct")
+        self.run_button.clicked.connect(self.run)
+        self.progress = ProgressRow()
+        self.plot = CurvePlot("loss evaluation", "loss")
+        self.report = QLabel("")
+        self.report.setWordWrap(True)
+
+        self.plot.setMinimumHeight(180)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        for title, form in (("Target", inputs), ("Descriptors (weight)", descriptors), ("Settings", settings)):
+            box = QGroupBox(title)
+            QVBoxLayout(box).addWidget(form.native)
+            layout.addWidget(box)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.report)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        QVBoxLayout(self).addWidget(scroll)
+
+        self.source.changed.connect(self._size_from_source)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_choices)
+        self._size_from_source()
+
+    # ----------------------------------------------------------------- choices
+    def _layers(self, _widget: Any = None) -> list[tuple[str, Layer]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, (Image, Labels))]
+
+    def _optional_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [(NONE, None)] + self._layers()
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        for combo in (self.source, self.zx, self.zy, self.other):
+            combo.reset_choices()
+
+    def _size_from_source(self, _event: Any = None) -> None:
+        layer = self.source.value
+        if layer is None:
+            return
+        shape = np.shape(layer.data)
+        if len(shape) == 2:
+            self.size_z.value, self.size_y.value, self.size_x.value = shape[0], shape[0], shape[1]
+        elif len(shape) == 3:
+            self.size_z.value, self.size_y.value, self.size_x.value = shape
+
+    # ----------------------------------------------------------------- target
+    def _phases(self, layer: Layer | None, role: str) -> np.ndarray:
+        if layer is None:
+            raise InputError(f"no {role} layer is selected; open or segment a phase map first.")
+        if isinstance(layer, Image):
+            raise InputError(
+                f"'{layer.name}' is a greyscale Image, but reconstruction needs phases. Segment it first with "
+                "Plugins > napari-microfingerprint > Segmentation (1. Phases), then pick the Labels layer it writes."
+            )
+        return np.asarray(layer.data)
+
+    def _descriptor_weights(self) -> dict[str, float]:
+        chosen = {n: w.value for n, (on, w) in self.weights.items() if on.value and w.value > 0}
+        if not chosen:
+            raise InputError("no descriptor is ticked; tick at least one (the defaults are volume_fractions, s2, "
+                             "variation).")
+        return chosen
+
+    def _shape(self, ndim: int) -> tuple[int, ...]:
+        if ndim == 2:
+            return (self.size_y.value, self.size_x.value)
+        return (self.size_z.value, self.size_y.value, self.size_x.value)
+
+    def _targets(self, weights: dict[str, float]) -> tuple[list[DescriptorSet], tuple[int, ...], Layer]:
+        mode = self.mode.value
+        layer = self.source.value
+        data = self._phases(layer, "phase")
+        lt = self.limit_to.value
+        names = list(weights)
+        if mode == "3D from 3D volume":
+            if data.ndim != 3:
+                raise InputError(f"'{layer.name}' is {data.ndim}D; this mode needs a 3D phase volume.")
+            return [characterize(data, names, lt)], self._shape(3), layer
+        if data.ndim != 2:
+            raise InputError(f"'{layer.name}' is {data.ndim}D; mode '{mode}' needs a 2D phase slice.")
+        first = characterize(data, names, lt)
+        if mode == "interpolate between two layers":
+            other = self._phases(self.other.value, "'interpolate to'")
+            if other.ndim != 2:
+                raise InputError("interpolation needs two 2D phase slices.")
+            second = characterize(other, names, lt, n_phases=first.n_phases)
+            if second.n_phases != first.n_phases:
+                first = characterize(data, names, lt, n_phases=second.n_phases)
+            return interpolate(first, second, self.steps.value), self._shape(2), layer
+        if mode == "2D":
+            return [first], self._shape(2), layer
+        extra = {"zx": self.zx.value, "zy": self.zy.value}
+        if any(v is not None for v in extra.values()):
+            sections = {k: characterize(self._phases(v, k), names, lt, n_phases=first.n_phases)
+                        for k, v in extra.items() if v is not None}
+            return [merge(yx=first, **sections)], self._shape(3), layer
+        return [first], self._shape(3), layer
+
+    # ----------------------------------------------------------------- run
+    def run(self):
+        """Characterise the target and reconstruct in a worker; preview and plot update as it converges."""
+        try:
+            weights = self._descriptor_weights()
+            targets, shape, layer = self._targets(weights)
+        except Exception as err:  # noqa: BLE001 - every failure becomes a notification
+            report_error(err, "Reconstruction")
+            return None
+        settings = {"weights": weights, "optimizer": self.optimizer.value, "max_iter": self.max_iter.value,
+                    "device": self.device.value, "seed": self.seed.value, "multigrid": self.multigrid.value}
+        cancel = threading.Event()
+        self.plot.clear()
+        self._history: list[float] = []
+        self._preview_name = f"{layer.name} reconstruction (preview)"
+
+        def work() -> Generator[Any, None, list[ReconstructionResult]]:
+            results = []
+            for k, target in enumerate(targets):
+                if cancel.is_set():
+                    break
+                gen = reconstruct_iter(target, shape, cancel=cancel, **settings)
+                res = yield from gen
+                results.append(res)
+                yield Progress(k + 1, len(targets), f"reconstruction {k + 1} of {len(targets)} done")
+            return results
+
+        def done(results: list[ReconstructionResult]) -> None:
+            self._write_results(results, layer, shape, settings, interpolated=len(targets) > 1)
+
+        return self.progress.start(work, done, "Reconstruction", on_yield=self._on_progress, cancel_event=cancel)
+
+    def _on_progress(self, p: Any) -> None:
+        if not isinstance(p, ReconstructionProgress):
+            return
+        self._history.append(p.loss)
+        if len(self._history) % 5 == 0:
+            self.plot.set_curve("loss", self._history)
+        if p.preview is not None:
+            preview = p.preview
+            if self.preview_layer is not None and self.preview_layer in self.viewer.layers \
+                    and self.preview_layer.data.shape == preview.shape:
+                self.preview_layer.data = preview
+            else:
+                if self.preview_layer is not None and self.preview_layer in self.viewer.layers:
+                    self.viewer.layers.remove(self.preview_layer)
+                self.preview_layer = self.viewer.add_labels(preview, name=self._preview_name, opacity=0.8)
+                if preview.ndim == 3 and self.show_3d.value:
+                    self._show_3d()
+
+    def _show_3d(self) -> None:
+        if self.viewer.dims.ndisplay != 3:
+            self.viewer.dims.ndisplay = 3
+            self.viewer.camera.angles = (15.0, -35.0, 135.0)
+
+    def _write_results(self, results: list[ReconstructionResult], layer: Layer, shape: tuple[int, ...],
+                       settings: dict, interpolated: bool) -> None:
+        if self.preview_layer is not None and self.preview_layer in self.viewer.layers:
+            self.viewer.layers.remove(self.preview_layer)
+        self.preview_layer = None
+        if not results:
+            show_info("Reconstruction cancelled before a result was reached; nothing was written.")
+            return
+        self.result = results if interpolated else results[0]
+        self.plot.set_curve("loss", results[-1].history)
+        spacing = tuple(layer.scale[-2:])
+        scale = spacing if len(shape) == 2 else (spacing[0],) + spacing
+        if np.ndim(layer.data) == 3:
+            scale = tuple(layer.scale)
+        labels = np.stack([r.labels for r in results]) if interpolated else results[0].labels
+        soft = results[0].soft[1] if results[0].soft.shape[0] == 2 else results[0].soft
+        tag = "interpolated" if interpolated else ("2D" if len(shape) == 2 else "3D")
+        how = f"{settings['optimizer']}, {'+'.join(settings['weights'])}, limit_to {self.limit_to.value}"
+        meta = {"microfingerprint": {
+            "made_by": "reconstruct", "source": layer.name, "settings": {**settings, "limit_to": self.limit_to.value},
+            "errors": [r.errors for r in results], "undecided": [r.undecided for r in results],
+            "seconds": [r.seconds for r in results], "cancelled": any(r.cancelled for r in results)}}
+        lscale = ((1.0,) + scale) if interpolated else scale
+        self.viewer.add_labels(labels, name=f"{layer.name} reconstruction {tag} ({how})", scale=lscale, metadata=meta)
+        if not interpolated:
+            sscale = scale if soft.ndim == len(shape) else (1.0,) + scale
+            self.viewer.add_image(soft, name=f"{layer.name} reconstruction soft field", scale=sscale, metadata=meta,
+                                  colormap="magma", visible=False)
+        if len(shape) == 3 and self.show_3d.value:
+            self._show_3d()
+        last = results[-1]
+        errs = "; ".join(f"{a}: " + ", ".join(f"{n} {e:.3g}" for n, e in d.items()) for a, d in last.errors.items())
+        state = "cancelled, best state kept" if last.cancelled else "done"
+        self.report.setText(f"{state} in {sum(r.seconds for r in results):.1f} s, {last.evaluations} evaluations, "
+                            f"undecided {100 * last.undecided:.2f} %\nrelative errors of the labels: {errs}")

@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+from napari_microfingerprint import make_two_phase
+from napari_microfingerprint._widgets import _common
+from napari_microfingerprint._widgets import reconstruction as rec_module
+from napari_microfingerprint._widgets.reconstruction import ReconstructionWidget
+
+PLUGIN = "napari-microfingerprint"
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    got: dict[str, list[str]] = {"error": [], "info": []}
+    monkeypatch.setattr(_common, "show_error", lambda m: got["error"].append(m))
+    monkeypatch.setattr(rec_module, "show_info", lambda m: got["info"].append(m))
+    return got
+
+
+def _widget(viewer, layer, size=(16, 16, 16), iters=60):
+    widget = ReconstructionWidget(viewer)
+    widget.source.value = layer
+    widget.limit_to.value = 3
+    widget.size_z.value, widget.size_y.value, widget.size_x.value = size
+    widget.max_iter.value = iters
+    widget.device.value = "cpu"
+    return widget
+
+
+def test_tiny_3d_reconstruction_writes_layers(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    _, dock_widget = viewer.window.add_plugin_dock_widget(PLUGIN, "3D reconstruction")
+    assert isinstance(dock_widget, ReconstructionWidget)
+    src = make_two_phase((32, 32), 0.4, 2.0, seed=0)
+    layer = viewer.add_labels(src, name="slice", scale=(0.5, 0.5))
+    widget = _widget(viewer, layer)
+    widget.run()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 3, timeout=120_000)
+    labels, soft = viewer.layers[1], viewer.layers[2]
+    assert labels.data.shape == (16, 16, 16) and "reconstruction 3D" in labels.name
+    assert tuple(labels.scale) == (0.5, 0.5, 0.5)
+    info = labels.metadata["microfingerprint"]
+    assert set(info["errors"][0]) == {"z", "y", "x"} and info["settings"]["limit_to"] == 3
+    assert soft.data.shape == (16, 16, 16) and 0.0 <= soft.data.min() and soft.data.max() <= 1.0
+    assert viewer.dims.ndisplay == 3
+    assert "undecided" in widget.report.text()
+    np.testing.assert_array_equal(layer.data, src)
+    assert messages["error"] == []
+
+
+def test_cancel_keeps_the_best_state(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=1), name="slice")
+    widget = _widget(viewer, layer, size=(24, 24, 24), iters=5000)
+    widget.multigrid.value = False
+    widget.run()
+    qtbot.waitUntil(lambda: len(widget._history) >= 3, timeout=60_000)
+    widget.progress.cancel()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
+    result_layers = [lay for lay in viewer.layers if "reconstruction 3D" in lay.name]
+    assert len(result_layers) == 1
+    assert result_layers[0].metadata["microfingerprint"]["cancelled"] is True
+    assert widget.result.evaluations < 5000
+    assert "cancelled" in widget.report.text()
+
+
+def test_interpolation_writes_a_stack(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    a = viewer.add_labels(make_two_phase((32, 32), 0.3, 1.5, seed=2), name="a")
+    b = viewer.add_labels(make_two_phase((32, 32), 0.5, 3.0, seed=3), name="b")
+    widget = _widget(viewer, a, size=(1, 24, 24), iters=40)
+    widget.mode.value = "interpolate between two layers"
+    widget.other.value = b
+    widget.steps.value = 3
+    widget.run()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 3, timeout=120_000)
+    stack = viewer.layers[-1]
+    assert stack.data.shape == (3, 24, 24) and "interpolated" in stack.name
+    fractions = stack.data.reshape(3, -1).mean(axis=1)
+    assert fractions[0] < fractions[1] < fractions[2]  # volume fraction moves from 0.3 to 0.5
+
+
+def test_anisotropic_target_from_orthogonal_slices(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    yx = viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=4), name="yx")
+    zx = viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=5), name="zx")
+    widget = _widget(viewer, yx, iters=40)
+    widget.zx.value = zx
+    widget.run()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 4, timeout=120_000)
+    assert set(viewer.layers[2].metadata["microfingerprint"]["errors"][0]) == {"z", "y"}  # x is left free
+
+
+@pytest.mark.parametrize(
+    "kind, data, change, expected",
+    [
+        ("image", np.random.default_rng(0).random((32, 32)), {}, "Segmentation"),
+        ("labels", np.zeros((32, 32), dtype=int), {}, "single phase"),
+        ("labels", np.arange(32 * 32).reshape(32, 32) % 40, {}, "at most"),
+        ("labels", make_two_phase((32, 32), 0.4, 2.0), {"limit_to": 20}, "limit_to"),
+        ("labels", make_two_phase((32, 32), 0.4, 2.0), {"size_z": 4}, "limit_to"),
+        ("labels", make_two_phase((32, 32), 0.4, 2.0), {"size_z": 4000, "size_y": 4000, "size_x": 4000},
+         "needs about"),
+        ("labels", make_two_phase((32, 32, 32), 0.4, 2.0), {}, "needs a 2D"),
+    ],
+)
+def test_bad_input_is_reported(make_napari_viewer, qtbot, messages, kind, data, change, expected):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(data, name="in") if kind == "image" else viewer.add_labels(data, name="in")
+    widget = _widget(viewer, layer)
+    for key, value in change.items():
+        getattr(widget, key).value = value
+    widget.run()
+    qtbot.waitUntil(lambda: len(messages["error"]) > 0, timeout=30_000)
+    assert expected in messages["error"][0]
+    assert len(viewer.layers) == 1
