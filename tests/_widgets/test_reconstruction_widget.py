@@ -2,19 +2,9 @@ import numpy as np
 import pytest
 
 from napari_microfingerprint import make_two_phase
-from napari_microfingerprint._widgets import _common
-from napari_microfingerprint._widgets import reconstruction as rec_module
 from napari_microfingerprint._widgets.reconstruction import ReconstructionWidget
 
 PLUGIN = "napari-microfingerprint"
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    got: dict[str, list[str]] = {"error": [], "info": []}
-    monkeypatch.setattr(_common, "show_error", lambda m: got["error"].append(m))
-    monkeypatch.setattr(rec_module, "show_info", lambda m: got["info"].append(m))
-    return got
 
 
 def _widget(viewer, layer, size=(16, 16, 16), iters=60):

@@ -3,21 +3,9 @@ import pandas as pd
 import pytest
 
 from napari_microfingerprint import make_grain_structure, make_micrograph, segment_phases
-from napari_microfingerprint._widgets import _common
-from napari_microfingerprint._widgets import segmentation as seg_module
 from napari_microfingerprint._widgets.segmentation import SegmentationWidget
 
 PLUGIN = "napari-microfingerprint"
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    """Capture the napari notifications that the widget raises."""
-    got: dict[str, list[str]] = {"error": [], "info": []}
-    monkeypatch.setattr(_common, "show_error", lambda m: got["error"].append(m))
-    monkeypatch.setattr(seg_module, "show_error", lambda m: got["error"].append(m))
-    monkeypatch.setattr(seg_module, "show_info", lambda m: got["info"].append(m))
-    return got
 
 
 def _wait_for_layers(qtbot, viewer, n, timeout=60_000):

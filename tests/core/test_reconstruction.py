@@ -123,3 +123,13 @@ def test_bad_requests_are_refused():
         reconstruct(target, (32,))
     assert estimate_memory((64, 64, 64), 2, ["s2", "variation"], 8) < estimate_memory((128, 128, 128), 2,
                                                                                        ["s2", "variation"], 8)
+
+
+def test_3d_to_3d_and_float64():
+    vol = make_two_phase((24, 24, 24), 0.4, 2.5, seed=7)
+    target = characterize(vol, limit_to=4)
+    assert target.axes == ["z", "y", "x"]
+    res = reconstruct(target, (24, 24, 24), device="cpu", max_iter=200, dtype="float64")
+    assert set(res.errors) == {"z", "y", "x"}
+    assert res.soft.dtype == np.float32 and res.undecided < 0.02
+    assert abs(res.labels.mean() - vol.mean()) < 0.02

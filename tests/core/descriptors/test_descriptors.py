@@ -180,3 +180,40 @@ def test_third_party_descriptor_registration(monkeypatch):
     available_descriptors()
     assert loaded == [True]
     registry_module._REGISTRY.pop("test_mean_square")
+
+
+def _vgg19_state_dict() -> dict:
+    """A torchvision-shaped vgg19 ``features`` state dict (random weights) up to relu4_1."""
+    gen = torch.Generator().manual_seed(0)
+    widths = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 256), (256, 512)]
+    indices = [0, 2, 5, 7, 10, 12, 14, 16, 19]
+    sd = {}
+    for i, (cin, cout) in zip(indices, widths):
+        sd[f"features.{i}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * 0.05
+        sd[f"features.{i}.bias"] = torch.zeros(cout)
+    return sd
+
+
+def test_gram_with_user_vgg19_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    from napari_microfingerprint import InputError
+
+    sd = _vgg19_state_dict()
+    pt, st = tmp_path / "vgg19.pth", tmp_path / "vgg19.safetensors"
+    torch.save(sd, pt)
+    save_file(sd, str(st))
+    x = torch.rand(2, 1, 16, 16)
+    a = get_descriptor("gram").func(x, weights=str(pt))
+    b = get_descriptor("gram").func(x, weights=str(st))
+    channels = (64, 128, 256, 512)
+    assert a.shape == (2, sum(c * (c + 1) // 2 for c in channels))
+    torch.testing.assert_close(a, b)
+    truncated = tmp_path / "broken.pth"
+    truncated.write_bytes(pt.read_bytes()[:1000])
+    with pytest.raises(InputError, match="could not be read"):
+        get_descriptor("gram").func(x, weights=str(truncated))
+    wrong = {k: v for k, v in sd.items() if "19" not in k}
+    torch.save(wrong, tmp_path / "wrong.pth")
+    with pytest.raises(InputError, match="lacks"):
+        get_descriptor("gram").func(x, weights=str(tmp_path / "wrong.pth"))
