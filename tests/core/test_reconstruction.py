@@ -34,7 +34,7 @@ def test_2d_reconstruction_reaches_its_target():
     assert res.undecided < 0.01
     assert abs(res.labels.mean() - src.mean()) < 0.03
     np.testing.assert_allclose(res.soft.sum(axis=0), 1.0, atol=1e-5)  # phases sum to one exactly
-    assert res.history[-1] < res.history[0] and res.evaluations <= 400
+    assert res.history[-1] < res.history[0] and res.evaluations <= 400  # the budget is a hard cap
 
 
 def test_2d_to_3d_every_slice_matches():

@@ -282,6 +282,11 @@ def reconstruct_iter(
     return _finish(target, theta.detach(), beta_now, history, start, cancelled, s, device)
 
 
+class _BudgetSpent(Exception):
+    """Raised inside the loss closure when a stage has used its evaluations (L-BFGS's line search would
+    otherwise overshoot its ``max_eval``)."""
+
+
 def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s: ReconstructionSettings,
               history: list[float], budget: int, label: str, cancel: threading.Event | None):
     """Minimise the problem's loss of ``softmax(beta * theta)`` for ``evals`` evaluations; yields progress.
@@ -290,6 +295,8 @@ def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s
     count = [0]
 
     def closure() -> torch.Tensor:
+        if count[0] >= evals:
+            raise _BudgetSpent
         opt.zero_grad()
         loss = problem.loss(torch.softmax(beta * theta, dim=0))
         loss.backward()
@@ -320,8 +327,8 @@ def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s
             else:
                 closure()
                 opt.step()
-        except FloatingPointError:
-            break  # keep the last good state
+        except (FloatingPointError, _BudgetSpent):
+            break  # the budget is spent, or the loss diverged: keep the best state
         stalled = stalled + 1 if count[0] == before + 1 and s.optimizer == "lbfgs" else 0
         preview = None
         if len(history) >= next_preview:
