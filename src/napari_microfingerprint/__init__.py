@@ -5,8 +5,11 @@ The public API mirrors the widgets::
 
     from napari_microfingerprint import make_grain_structure, segment_grains, grain_statistics
 """
+from .core.characterization import grain_statistics, line_intercept_length, phase_fractions
 from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
+from .core.io import read_microstructure, write_microstructure
+from .core.real_data import load_example
 from .core.reconstruction import (
     ReconstructionResult,
     ReconstructionSettings,
@@ -14,9 +17,6 @@ from .core.reconstruction import (
     reconstruct,
     reconstruct_iter,
 )
-from .core.characterization import grain_statistics, line_intercept_length, phase_fractions
-from .core.io import read_microstructure, write_microstructure
-from .core.real_data import load_example
 from .core.segmentation import (
     correct_illumination,
     denoise,
