@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, then run the demo in a real napari window (under Xvfb when there is no display): a synthetic grain
-# micrograph segmented into phases and grains (grain table printed, screenshot and CSV in out/), then a 48^3
+# micrograph segmented into phases and grains (grain table printed, screenshot and CSV in out/), then a 64^3
 # volume reconstructed from the real ceramics micrograph (screenshot in out/).
 set -euo pipefail
 cd "$(dirname "$0")/.."

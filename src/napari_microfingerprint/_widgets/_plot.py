@@ -36,4 +36,4 @@ class CurvePlot(FigureCanvasQTAgg):
             ax.set_yscale("log")
         if len(self.curves) > 1:
             ax.legend(fontsize="small")
-        self.draw_idle()
+        self.draw()

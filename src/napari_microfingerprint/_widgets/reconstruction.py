@@ -219,10 +219,17 @@ class ReconstructionWidget(QWidget):
                 if preview.ndim == 3 and self.show_3d.value:
                     self._show_3d()
 
-    def _show_3d(self) -> None:
+    def _show_3d(self, layer: Layer | None = None) -> None:
+        """Switch to 3D display at an oblique angle and, for a result, frame it."""
         if self.viewer.dims.ndisplay != 3:
             self.viewer.dims.ndisplay = 3
-            self.viewer.camera.angles = (15.0, -35.0, 135.0)
+            camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
+            camera.angles = (15.0, -35.0, 135.0)
+        if layer is not None:
+            try:
+                self.viewer.reset_view(layers=[layer], reset_camera_angle=False)
+            except TypeError:  # napari before 0.9 frames every layer
+                self.viewer.reset_view()
 
     def _write_results(self, results: list[ReconstructionResult], layer: Layer, shape: tuple[int, ...],
                        settings: dict, interpolated: bool) -> None:
@@ -247,13 +254,14 @@ class ReconstructionWidget(QWidget):
             "errors": [r.errors for r in results], "undecided": [r.undecided for r in results],
             "seconds": [r.seconds for r in results], "cancelled": any(r.cancelled for r in results)}}
         lscale = ((1.0,) + scale) if interpolated else scale
-        self.viewer.add_labels(labels, name=f"{layer.name} reconstruction {tag} ({how})", scale=lscale, metadata=meta)
+        out = self.viewer.add_labels(labels, name=f"{layer.name} reconstruction {tag} ({how})", scale=lscale,
+                                     metadata=meta)
         if not interpolated:
             sscale = scale if soft.ndim == len(shape) else (1.0,) + scale
             self.viewer.add_image(soft, name=f"{layer.name} reconstruction soft field", scale=sscale, metadata=meta,
                                   colormap="magma", visible=False)
         if len(shape) == 3 and self.show_3d.value:
-            self._show_3d()
+            self._show_3d(out)
         last = results[-1]
         errs = "; ".join(f"{a}: " + ", ".join(f"{n} {e:.3g}" for n, e in d.items()) for a, d in last.errors.items())
         state = "cancelled, best state kept" if last.cancelled else "done"
