@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _report import report
 
 from napari_microfingerprint import characterize, load_example, reconstruct
 
@@ -47,14 +46,7 @@ def main() -> None:
             row["gpu"] = torch.cuda.get_device_name()
         rows.append(row)
         print(json.dumps(row), flush=True)
-    keys = list(rows[0])
-    print(" | ".join(keys))
-    for r in rows:
-        print(" | ".join(str(r[k]) for k in keys))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"reconstruction_scaling_{args.device}.json").write_text(json.dumps(
-        {"machine": platform.platform(), "rows": rows}, indent=2))
+    report(rows, f"reconstruction_scaling_{args.device}")
 
 
 if __name__ == "__main__":

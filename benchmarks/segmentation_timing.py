@@ -9,13 +9,11 @@ and writes ``benchmarks/results/segmentation_timing.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
+from _report import report
 
 from napari_microfingerprint import grain_statistics, make_micrograph, segment_grains, segment_phases
 from napari_microfingerprint.core.synthetic import voronoi_labels
@@ -51,14 +49,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["1024x1024", "256x256x256"])
     args = parser.parse_args()
     rows = [run(tuple(int(s) for s in size.split("x"))) for size in args.sizes]
-    header = list(rows[0])
-    print(" | ".join(header))
-    for row in rows:
-        print(" | ".join(str(row[h]) for h in header))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "segmentation_timing.json").write_text(json.dumps(
-        {"machine": platform.platform(), "processor": platform.processor(), "rows": rows}, indent=2))
+    report(rows, "segmentation_timing")
 
 
 if __name__ == "__main__":
