@@ -114,11 +114,15 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return data
 
 
+def build_feature_network(in_channels: int, weights: str | None = None) -> nn.Module:
+    """A new frozen feature network: :class:`VGG19Features` from ``weights``, else :class:`RandomFeatures`."""
+    return (VGG19Features(load_state_dict(weights)) if weights else RandomFeatures(in_channels)).eval()
+
+
 @lru_cache(maxsize=8)
 def feature_extractor(in_channels: int, weights: str | None, device: str, dtype: torch.dtype) -> nn.Module:
-    """The cached feature network: :class:`VGG19Features` from ``weights``, else :class:`RandomFeatures`."""
-    net: nn.Module = VGG19Features(load_state_dict(weights)) if weights else RandomFeatures(in_channels)
-    return net.to(device=device, dtype=dtype).eval()
+    """The shared, cached feature network of the Gram descriptor and the style loss on ``device``."""
+    return build_feature_network(in_channels, weights).to(device=device, dtype=dtype)
 
 
 @register_descriptor("gram")
