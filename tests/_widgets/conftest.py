@@ -1,6 +1,7 @@
 import pytest
 
 from napari_microfingerprint._widgets import _common
+from napari_microfingerprint._widgets import encoding as enc_module
 from napari_microfingerprint._widgets import reconstruction as rec_module
 from napari_microfingerprint._widgets import segmentation as seg_module
 
@@ -11,6 +12,6 @@ def messages(monkeypatch):
     got: dict[str, list[str]] = {"error": [], "info": []}
     monkeypatch.setattr(_common, "show_error", lambda m: got["error"].append(m))
     monkeypatch.setattr(seg_module, "show_error", lambda m: got["error"].append(m))
-    for module in (seg_module, rec_module):
+    for module in (seg_module, rec_module, enc_module):
         monkeypatch.setattr(module, "show_info", lambda m: got["info"].append(m))
     return got

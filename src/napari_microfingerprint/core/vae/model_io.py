@@ -57,7 +57,8 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
     return VAEModel(net, config, meta.get("history", {"train_loss": [], "val_loss": [], "seconds": []}))
 
 
-def _prepare(model: VAEModel, image) -> np.ndarray:
+def prepare_input(model: VAEModel, image) -> np.ndarray:
+    """The model's input data for an image: a label map's distance map, or the validated greyscale image."""
     arr = np.asarray(image)
     if model.config["transform"] == "distance":
         from ..segmentation import labels_to_distance
@@ -69,7 +70,7 @@ def _prepare(model: VAEModel, image) -> np.ndarray:
 def encode(model: VAEModel, image, stride: int | None = None) -> np.ndarray:
     """Fingerprint(s) of a 2D image: the posterior mean ``(latent,)`` for a patch-sized image, otherwise a map
     ``(rows, cols, latent)`` from a sliding window with ``stride`` (default half a patch)."""
-    data = _prepare(model, image)
+    data = prepare_input(model, image)
     p = model.config["patch_size"]
     if data.ndim != 2 or min(data.shape) < p:
         raise InputError(f"the image {data.shape} is smaller than the model's patch size {p}; tile or crop it.")

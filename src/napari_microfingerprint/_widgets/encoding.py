@@ -1,0 +1,241 @@
+"""VAE encoding dock widget: train a VAE on layers (worker, progress, live loss curve, Cancel keeps the best
+weights), save / load the model, encode a layer into fingerprints (stored in its metadata, plus a fingerprint
+map coloured by PCA) and decode them back into Image (and, for grain models, Labels) layers."""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Select, SpinBox
+from napari.layers import Image, Labels, Layer
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import QFileDialog, QGroupBox, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+
+from ..core.vae.fingerprint_map import pca_rgb
+from ..core.vae.model_io import decode, decode_labels, encode, load_model, prepare_input, save_model
+from ..core.vae.models import MODELS
+from ..core.vae.training import TrainingProgress, VAEModel, train_vae_iter
+from ..core.validation import InputError, to_greyscale
+from ._common import ProgressRow, report_error
+from ._plot import CurvePlot
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _layer_2d(layer: Layer) -> np.ndarray:
+    data = np.asarray(layer.data)
+    if isinstance(layer, Image) and layer.rgb:
+        show_info(f"'{layer.name}' is RGB; it was converted to greyscale.")
+        data = to_greyscale(data, rgb=True)
+    if data.ndim != 2:
+        raise InputError(f"'{layer.name}' is {data.ndim}D; the VAE works on 2D images. Pick a 2D layer or slice it.")
+    return data
+
+
+class EncodingWidget(QWidget):
+    """Plugins > napari-microfingerprint > VAE encoding."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model: VAEModel | None = None
+
+        self.train_layers = Select(label="training layers", choices=self._layers)
+        self.architecture = ComboBox(label="model", choices=sorted(MODELS), value="conv")
+        self.patch_size = SpinBox(label="patch size", value=64, min=16, max=512, step=16)
+        self.latent_dim = SpinBox(label="latent size", value=16, min=2, max=1024)
+        self.epochs = SpinBox(label="epochs", value=5, min=1, max=10_000)
+        self.batch_size = SpinBox(label="batch size", value=8, min=1, max=1024)
+        self.learning_rate = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4)
+        self.patches = SpinBox(label="patches per layer", value=64, min=4, max=100_000)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        train_form = Container(widgets=[self.train_layers, self.architecture, self.patch_size, self.latent_dim,
+                                        self.epochs, self.batch_size, self.learning_rate, self.patches,
+                                        self.device, self.seed])
+        self.train_button = QPushButton("Train")
+        self.train_button.clicked.connect(self.run_training)
+        self.save_button = QPushButton("Save model...")
+        self.save_button.clicked.connect(self._save_dialog)
+        self.load_button = QPushButton("Load model...")
+        self.load_button.clicked.connect(self._load_dialog)
+
+        self.encode_layer = ComboBox(label="layer", choices=self._layers)
+        self.stride = SpinBox(label="stride (0 = half a patch)", value=0, min=0, max=4096)
+        use_form = Container(widgets=[self.encode_layer, self.stride])
+        self.encode_button = QPushButton("Encode layer")
+        self.encode_button.clicked.connect(self.run_encode)
+        self.decode_button = QPushButton("Decode its fingerprints")
+        self.decode_button.clicked.connect(self.run_decode)
+
+        self.progress = ProgressRow()
+        self.plot = CurvePlot("epoch", "loss")
+        self.plot.setMinimumHeight(180)
+        self.status = QLabel("No model yet: train one or load a file.")
+        self.status.setWordWrap(True)
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        for title, form, buttons in (("Train", train_form, [self.train_button, self.save_button, self.load_button]),
+                                     ("Encode / decode", use_form, [self.encode_button, self.decode_button])):
+            box = QGroupBox(title)
+            inner = QVBoxLayout(box)
+            inner.addWidget(form.native)
+            for b in buttons:
+                inner.addWidget(b)
+            layout.addWidget(box)
+        for w in (self.progress, self.plot, self.status):
+            layout.addWidget(w)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        QVBoxLayout(self).addWidget(scroll)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_choices)
+
+    def _layers(self, _widget: Any = None) -> list[tuple[str, Layer]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, (Image, Labels))]
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        for combo in (self.train_layers, self.encode_layer):
+            combo.reset_choices()
+
+    # ----------------------------------------------------------------- training
+    def run_training(self):
+        """Train in a worker; the loss curve updates every epoch; Cancel keeps the best weights."""
+        try:
+            layers = list(self.train_layers.value)
+            if not layers:
+                raise InputError("no training layer is selected; select one or more 2D Image or Labels layers.")
+            images = [_layer_2d(layer) for layer in layers]
+            kinds = {isinstance(layer, Labels) for layer in layers}
+            if len(kinds) > 1:
+                raise InputError("mix of Image and Labels layers: a model learns either intensities or grain maps.")
+            transform = "distance" if kinds == {True} else "intensity"
+        except Exception as err:  # noqa: BLE001 - every failure becomes a notification
+            report_error(err, "VAE training")
+            return None
+        cancel = threading.Event()
+        self.plot.clear()
+        kwargs = {"images": images, "architecture": self.architecture.value, "patch_size": self.patch_size.value,
+                  "latent_dim": self.latent_dim.value, "epochs": self.epochs.value,
+                  "batch_size": self.batch_size.value, "learning_rate": self.learning_rate.value,
+                  "patches_per_image": self.patches.value, "transform": transform, "seed": self.seed.value,
+                  "device": self.device.value, "cancel": cancel}
+        self._curves: dict[str, list[float]] = {"train": [], "validation": []}
+
+        def on_yield(p: Any) -> None:
+            if isinstance(p, TrainingProgress) and p.val_loss is not None:
+                self._curves["train"].append(p.train_loss)
+                self._curves["validation"].append(p.val_loss)
+                for name, values in self._curves.items():
+                    self.plot.set_curve(name, values)
+
+        def done(model: VAEModel) -> None:
+            self.model = model
+            names = ", ".join(layer.name for layer in layers)
+            self._set_status(f"trained on {names}")
+            self._write_examples(images[0], layers[0])
+
+        return self.progress.start(train_vae_iter, done, "VAE training", on_yield=on_yield, cancel_event=cancel,
+                                   **kwargs)
+
+    def _write_examples(self, image: np.ndarray, layer: Layer) -> None:
+        """Example reconstructions: a few patches of the first training layer and their decodings, side by side."""
+        p = self.model.config["patch_size"]
+        rng = np.random.default_rng(0)
+        pairs = []
+        for _ in range(4):
+            y, x = rng.integers(0, image.shape[0] - p + 1), rng.integers(0, image.shape[1] - p + 1)
+            patch = image[y:y + p, x:x + p]
+            shown = self.model.normalise(prepare_input(self.model, patch))
+            recon = self.model.normalise(decode(self.model, encode(self.model, patch)))
+            pairs.append(np.concatenate([shown, recon], axis=1))
+        self.viewer.add_image(np.stack(pairs), name=f"VAE examples ({layer.name}: input | reconstruction)",
+                              metadata={"microfingerprint": {"made_by": "train_vae", "config": self.model.config}})
+
+    def _set_status(self, what: str) -> None:
+        c = self.model.config
+        val = self.model.history.get("val_loss") or [float("nan")]
+        self.status.setText(f"model: {c['architecture']}, patch {c['patch_size']}, latent {c['latent_dim']}, "
+                            f"loss {c['loss']}, {c['transform']} data; best validation loss {min(val):.4g} ({what})")
+
+    def save_to(self, path: str) -> None:
+        """Save the current model (safetensors + JSON)."""
+        if self.model is None:
+            report_error(InputError("there is no model to save; train or load one first."), "Save model")
+            return
+        save_model(self.model, path)
+        show_info(f"Model saved to {path}")
+
+    def load_from(self, path: str) -> None:
+        """Load a model written by Save; a corrupt or mismatched file gives a notification."""
+        try:
+            self.model = load_model(path)
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Load model")
+            return
+        self._set_status(f"loaded from {path}")
+        self.patch_size.value = self.model.config["patch_size"]
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save VAE model", "model.safetensors", "Model (*.safetensors)")
+        if path:
+            self.save_to(path)
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load VAE model", "", "Model (*.safetensors *.json)")
+        if path:
+            self.load_from(path)
+
+    # ----------------------------------------------------------------- encode / decode
+    def _need_model(self) -> VAEModel:
+        if self.model is None:
+            raise InputError("no model is loaded; train one or load a model file first.")
+        return self.model
+
+    def run_encode(self) -> Image | None:
+        """Encode the chosen layer: fingerprints go to its metadata; a map larger than one window becomes an RGB
+        Image layer of its first three principal components."""
+        try:
+            model = self._need_model()
+            layer = self.encode_layer.value
+            if layer is None:
+                raise InputError("no layer to encode is selected.")
+            fingerprints = encode(model, _layer_2d(layer), stride=self.stride.value or None)
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Encode")
+            return None
+        layer.metadata["fingerprints"] = fingerprints
+        if fingerprints.ndim == 1:
+            show_info(f"'{layer.name}': one fingerprint of {fingerprints.size} numbers, stored in its metadata.")
+            return None
+        step = self.stride.value or max(1, model.config["patch_size"] // 2)
+        scale = tuple(float(s) * step for s in layer.scale[-2:])
+        return self.viewer.add_image(pca_rgb(fingerprints), rgb=True, name=f"{layer.name} fingerprint map (PCA 1-3)",
+                                     scale=scale, metadata={"fingerprints": fingerprints})
+
+    def run_decode(self) -> list[Layer]:
+        """Decode the fingerprints stored on the chosen layer (encode it first) into Image (and Labels) layers."""
+        try:
+            model = self._need_model()
+            layer = self.encode_layer.value
+            if layer is None or "fingerprints" not in layer.metadata:
+                raise InputError("the chosen layer holds no fingerprints; press 'Encode layer' first.")
+            z = np.asarray(layer.metadata["fingerprints"])
+            z = z.reshape(-1, z.shape[-1])
+            images = decode(model, z)
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Decode")
+            return []
+        out = [self.viewer.add_image(images, name=f"{layer.name} decoded")]
+        if model.config["transform"] == "distance":
+            try:
+                labels = decode_labels(model, z, h=0.5)
+            except InputError as err:
+                show_info(f"The decoded distance maps hold no clear grains ({err}); train the model longer.")
+            else:
+                out.append(self.viewer.add_labels(labels, name=f"{layer.name} decoded grains"))
+        return out
