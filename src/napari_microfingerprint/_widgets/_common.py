@@ -8,7 +8,7 @@ from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from ..core.progress import Progress
 from ..core.validation import InputError
@@ -20,6 +20,26 @@ def report_error(err: BaseException, context: str) -> None:
         show_error(f"{context}: {err}")
     else:
         show_error(f"{context} failed ({type(err).__name__}: {err}).")
+
+
+def build_dock(owner: QWidget, sections: list[tuple[str, Any, list[QWidget]]], tail: list[QWidget]) -> None:
+    """Lay out a dock widget: one group box per ``(title, magicgui form, buttons)`` section, then the ``tail``
+    widgets (progress, plots, reports), all in a scroll area so that tall docks stay usable."""
+    content = QWidget()
+    layout = QVBoxLayout(content)
+    for title, form, buttons in sections:
+        box = QGroupBox(title)
+        inner = QVBoxLayout(box)
+        inner.addWidget(form.native)
+        for button in buttons:
+            inner.addWidget(button)
+        layout.addWidget(box)
+    for widget in tail:
+        layout.addWidget(widget)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(content)
+    QVBoxLayout(owner).addWidget(scroll)
 
 
 @dataclass(frozen=True)

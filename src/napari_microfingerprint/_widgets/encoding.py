@@ -10,14 +10,14 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import QFileDialog, QGroupBox, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
 
 from ..core.vae.fingerprint_map import pca_rgb
 from ..core.vae.model_io import decode, decode_labels, encode, load_model, prepare_input, save_model
 from ..core.vae.models import MODELS
 from ..core.vae.training import TrainingProgress, VAEModel, train_vae_iter
 from ..core.validation import InputError, to_greyscale
-from ._common import ProgressRow, report_error
+from ._common import ProgressRow, build_dock, report_error
 from ._plot import CurvePlot
 
 if TYPE_CHECKING:
@@ -76,22 +76,9 @@ class EncodingWidget(QWidget):
         self.status = QLabel("No model yet: train one or load a file.")
         self.status.setWordWrap(True)
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        for title, form, buttons in (("Train", train_form, [self.train_button, self.save_button, self.load_button]),
-                                     ("Encode / decode", use_form, [self.encode_button, self.decode_button])):
-            box = QGroupBox(title)
-            inner = QVBoxLayout(box)
-            inner.addWidget(form.native)
-            for b in buttons:
-                inner.addWidget(b)
-            layout.addWidget(box)
-        for w in (self.progress, self.plot, self.status):
-            layout.addWidget(w)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        QVBoxLayout(self).addWidget(scroll)
+        build_dock(self, [("Train", train_form, [self.train_button, self.save_button, self.load_button]),
+                          ("Encode / decode", use_form, [self.encode_button, self.decode_button])],
+                   [self.progress, self.plot, self.status])
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_choices)
 

@@ -11,14 +11,14 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import QGroupBox, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ..core.descriptors import available_descriptors
 from ..core.descriptors.sets import DEFAULT_WEIGHTS, DescriptorSet, characterize, interpolate, merge
 from ..core.progress import Progress
 from ..core.reconstruction import OPTIMIZERS, ReconstructionProgress, ReconstructionResult, reconstruct_iter
 from ..core.validation import InputError
-from ._common import ProgressRow, report_error
+from ._common import ProgressRow, build_dock, report_error
 from ._plot import CurvePlot
 
 if TYPE_CHECKING:
@@ -75,20 +75,8 @@ class ReconstructionWidget(QWidget):
         self.report.setWordWrap(True)
 
         self.plot.setMinimumHeight(180)
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        for title, form in (("Target", inputs), ("Descriptors (weight)", descriptors), ("Settings", settings)):
-            box = QGroupBox(title)
-            QVBoxLayout(box).addWidget(form.native)
-            layout.addWidget(box)
-        layout.addWidget(self.run_button)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.plot)
-        layout.addWidget(self.report)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        QVBoxLayout(self).addWidget(scroll)
+        sections = [("Target", inputs, []), ("Descriptors (weight)", descriptors, []), ("Settings", settings, [])]
+        build_dock(self, sections, [self.run_button, self.progress, self.plot, self.report])
 
         self.source.changed.connect(self._size_from_source)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):

@@ -12,12 +12,10 @@ from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QFileDialog,
-    QGroupBox,
     QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -25,7 +23,7 @@ from ..core.characterization import grain_statistics, phase_fractions
 from ..core.progress import Progress
 from ..core.segmentation import segment_grains_iter, segment_phases, segment_phases_iter
 from ..core.validation import InputError, as_spatial_array, check_labels, to_greyscale
-from ._common import ProgressRow, report_error
+from ._common import ProgressRow, build_dock, report_error
 
 if TYPE_CHECKING:
     import napari
@@ -121,22 +119,11 @@ class SegmentationWidget(QWidget):
 
         self.progress = ProgressRow()
 
-        layout = QVBoxLayout(self)
-        for title, form, buttons in (
+        build_dock(self, [
             ("1. Phases", phase_form, [self.preview_button, self.phase_button]),
             ("2. Grains", grain_form, [self.grain_button]),
             ("3. Grain statistics", stats_form, [self.measure_button]),
-        ):
-            box = QGroupBox(title)
-            inner = QVBoxLayout(box)
-            inner.addWidget(form.native)
-            for b in buttons:
-                inner.addWidget(b)
-            layout.addWidget(box)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.summary_label)
-        layout.addWidget(self.table)
-        layout.addWidget(self.export_button)
+        ], [self.progress, self.summary_label, self.table, self.export_button])
 
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_choices)
