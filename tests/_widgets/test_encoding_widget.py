@@ -64,3 +64,42 @@ def test_bad_input_notifications(make_napari_viewer, qtbot, messages, tmp_path):
     widget.load_from(str(tmp_path / "bad.safetensors"))
     assert "not a napari-microfingerprint VAE" in messages["error"][-1]
     assert len(viewer.layers) == 1
+
+
+def test_folder_training_updates_one_examples_layer_per_epoch(make_napari_viewer, qtbot, messages, tmp_path):
+    from napari_microfingerprint import make_two_phase
+
+    for s in range(2):
+        np.save(tmp_path / f"m{s}.npy", make_two_phase((96, 96), 0.4, 3.0, seed=s).astype(np.float32))
+    viewer = make_napari_viewer()
+    widget = EncodingWidget(viewer)
+    widget.source.value = "folder"
+    assert not widget.folder.native.isHidden() and widget.train_layers.native.isHidden()
+    widget.folder.value = tmp_path
+    widget.latent_dim.value = 4
+    widget.epochs.value = 2
+    widget.patches.value = 24
+    widget.device.value = "cpu"
+    widget.run_training()
+    qtbot.waitUntil(lambda: widget.model is not None and widget.progress.worker is None, timeout=120_000)
+    assert len(viewer.layers) == 1 and "2 files in" in viewer.layers[0].name
+    assert viewer.layers[0].metadata["microfingerprint"]["epoch"] == len(widget.model.history["val_loss"]) == 2
+    assert widget.model.config["transform"] == "percentile" and "test loss" in widget.status.text()
+    assert messages["error"] == []
+
+
+def test_paper_settings_and_bad_folder(make_napari_viewer, messages, tmp_path):
+    viewer = make_napari_viewer()
+    widget = EncodingWidget(viewer)
+    widget.architecture.value = "conv"
+    widget.use_paper_settings()
+    assert (widget.patch_size.value, widget.latent_dim.value, widget.batch_size.value) == (256, 256, 8)
+    assert widget.learning_rate.value == 1e-5
+    widget.architecture.value = "texture"
+    widget.use_paper_settings()
+    assert (widget.patch_size.value, widget.latent_dim.value) == (128, 64)
+    widget.source.value = "folder"
+    widget.folder.value = tmp_path
+    widget.run_training()
+    assert "no image files" in messages["error"][-1]
+    assert len(viewer.layers) == 0

@@ -1,21 +1,23 @@
-"""VAE encoding dock widget: train a VAE on layers (worker, progress, live loss curve, Cancel keeps the best
-weights), save / load the model, encode a layer into fingerprints (stored in its metadata, plus a fingerprint
-map coloured by PCA) and decode them back into Image (and, for grain models, Labels) layers."""
+"""VAE encoding dock widget: train a VAE on layers or a folder of image files (worker, progress, live loss curve,
+example reconstructions every epoch, Cancel keeps the best weights), save / load the model, encode a layer into
+fingerprints (stored in its metadata, plus a fingerprint map coloured by PCA) and decode them back into Image
+(and, for grain models, Labels) layers."""
 from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Select, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, RadioButtons, Select, SpinBox
 from napari.layers import Image, Labels, Layer
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
 
+from ..core.vae.data import load_image_folder
 from ..core.vae.fingerprint_map import pca_rgb
-from ..core.vae.model_io import decode, decode_labels, encode, load_model, prepare_input, save_model
+from ..core.vae.model_io import decode, decode_labels, encode, load_model, save_model
 from ..core.vae.models import MODELS
-from ..core.vae.training import TrainingProgress, VAEModel, train_vae_iter
+from ..core.vae.training import PAPER_SETTINGS, TRANSFORMS, TrainingProgress, VAEModel, train_vae_iter
 from ..core.validation import InputError, to_greyscale
 from ._common import ProgressRow, build_dock, report_error
 from ._plot import CurvePlot
@@ -42,19 +44,31 @@ class EncodingWidget(QWidget):
         self.viewer = napari_viewer
         self.model: VAEModel | None = None
 
+        self.source = RadioButtons(label="train on", choices=["layers", "folder"], value="layers",
+                                   orientation="horizontal")
         self.train_layers = Select(label="training layers", choices=self._layers)
+        self.folder = FileEdit(label="image folder", mode="d")
+        self.folder.visible = False
+        self.source.changed.connect(self._show_source)
+        self.transform = ComboBox(label="input transform", choices=list(TRANSFORMS), value="auto",
+                                  tooltip="auto: grain label maps → distance maps (paper 000), micrographs → "
+                                          "per-image white balance (paper 001 2.2)")
         self.architecture = ComboBox(label="model", choices=sorted(MODELS), value="conv")
         self.patch_size = SpinBox(label="patch size", value=64, min=16, max=512, step=16)
         self.latent_dim = SpinBox(label="latent size", value=16, min=2, max=1024)
         self.epochs = SpinBox(label="epochs", value=5, min=1, max=10_000)
         self.batch_size = SpinBox(label="batch size", value=8, min=1, max=1024)
-        self.learning_rate = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4)
+        self.learning_rate = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-5)
         self.patches = SpinBox(label="patches per layer", value=64, min=4, max=100_000)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        train_form = Container(widgets=[self.train_layers, self.architecture, self.patch_size, self.latent_dim,
-                                        self.epochs, self.batch_size, self.learning_rate, self.patches,
-                                        self.device, self.seed])
+        train_form = Container(widgets=[self.source, self.train_layers, self.folder, self.transform,
+                                        self.architecture, self.patch_size, self.latent_dim, self.epochs,
+                                        self.batch_size, self.learning_rate, self.patches, self.device, self.seed])
+        self.paper_button = QPushButton("Use the paper's settings")
+        self.paper_button.setToolTip("The sizes and training settings the chosen model's paper states; "
+                                     "these train for hours on a CPU. The defaults train in minutes.")
+        self.paper_button.clicked.connect(self.use_paper_settings)
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(self.run_training)
         self.save_button = QPushButton("Save model...")
@@ -76,7 +90,8 @@ class EncodingWidget(QWidget):
         self.status = QLabel("No model yet: train one or load a file.")
         self.status.setWordWrap(True)
 
-        build_dock(self, [("Train", train_form, [self.train_button, self.save_button, self.load_button]),
+        build_dock(self, [("Train", train_form, [self.paper_button, self.train_button, self.save_button,
+                                                 self.load_button]),
                           ("Encode / decode", use_form, [self.encode_button, self.decode_button])],
                    [self.progress, self.plot, self.status])
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -90,64 +105,93 @@ class EncodingWidget(QWidget):
             combo.reset_choices()
 
     # ----------------------------------------------------------------- training
+    def _show_source(self, _value: Any = None) -> None:
+        self.train_layers.visible = self.source.value == "layers"
+        self.folder.visible = self.source.value == "folder"
+
+    def use_paper_settings(self) -> None:
+        """Set patch size, latent size and training settings to those the chosen architecture's paper states."""
+        for name, value in PAPER_SETTINGS[self.architecture.value].items():
+            widget = {"patches_per_image": self.patches}.get(name, getattr(self, name, None))
+            widget.value = value
+        show_info(f"{self.architecture.value}: the paper's settings are set "
+                  f"({', '.join(f'{k} {v}' for k, v in PAPER_SETTINGS[self.architecture.value].items())}).")
+
+    def _training_images(self) -> tuple[list[np.ndarray], str, str]:
+        """The training images, the input transform and a description of the source."""
+        if self.source.value == "folder":
+            folder = self.folder.value
+            if folder is None or str(folder) in ("", "."):
+                raise InputError("no image folder is chosen; pick a folder of .png / .tif / .npy files.")
+            images, names = load_image_folder(folder)
+            return images, self.transform.value, f"{len(names)} files in {folder}"
+        layers = list(self.train_layers.value)
+        if not layers:
+            raise InputError("no training layer is selected; select one or more 2D Image or Labels layers.")
+        images = [_layer_2d(layer) for layer in layers]
+        kinds = {isinstance(layer, Labels) for layer in layers}
+        if len(kinds) > 1:
+            raise InputError("mix of Image and Labels layers: a model learns either intensities or grain maps.")
+        transform = self.transform.value
+        if transform == "auto":
+            transform = "distance" if kinds == {True} else "percentile"
+        return images, transform, ", ".join(layer.name for layer in layers)
+
     def run_training(self):
-        """Train in a worker; the loss curve updates every epoch; Cancel keeps the best weights."""
+        """Train in a worker; the loss curves and an example layer update every epoch; Cancel keeps the best
+        weights."""
         try:
-            layers = list(self.train_layers.value)
-            if not layers:
-                raise InputError("no training layer is selected; select one or more 2D Image or Labels layers.")
-            images = [_layer_2d(layer) for layer in layers]
-            kinds = {isinstance(layer, Labels) for layer in layers}
-            if len(kinds) > 1:
-                raise InputError("mix of Image and Labels layers: a model learns either intensities or grain maps.")
-            transform = "distance" if kinds == {True} else "intensity"
+            images, transform, source = self._training_images()
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "VAE training")
             return None
         cancel = threading.Event()
         self.plot.clear()
+        self.examples_layer: Image | None = None
         kwargs = {"images": images, "architecture": self.architecture.value, "patch_size": self.patch_size.value,
                   "latent_dim": self.latent_dim.value, "epochs": self.epochs.value,
                   "batch_size": self.batch_size.value, "learning_rate": self.learning_rate.value,
                   "patches_per_image": self.patches.value, "transform": transform, "seed": self.seed.value,
                   "device": self.device.value, "cancel": cancel}
-        self._curves: dict[str, list[float]] = {"train": [], "validation": []}
+        curves: dict[str, list[float]] = {"train": [], "validation": []}
 
         def on_yield(p: Any) -> None:
             if isinstance(p, TrainingProgress) and p.val_loss is not None:
-                self._curves["train"].append(p.train_loss)
-                self._curves["validation"].append(p.val_loss)
-                for name, values in self._curves.items():
+                curves["train"].append(p.train_loss)
+                curves["validation"].append(p.val_loss)
+                for name, values in curves.items():
                     self.plot.set_curve(name, values)
+                self._show_examples(p.examples, source, p.epoch)
 
         def done(model: VAEModel) -> None:
             self.model = model
-            names = ", ".join(layer.name for layer in layers)
-            self._set_status(f"trained on {names}")
-            self._write_examples(images[0], layers[0])
+            self._set_status(f"trained on {source}")
+            if "stopped" in model.history:
+                show_warning(f"VAE training: {model.history['stopped']}")
 
         return self.progress.start(train_vae_iter, done, "VAE training", on_yield=on_yield, cancel_event=cancel,
                                    **kwargs)
 
-    def _write_examples(self, image: np.ndarray, layer: Layer) -> None:
-        """Example reconstructions: a few patches of the first training layer and their decodings, side by side."""
-        p = self.model.config["patch_size"]
-        rng = np.random.default_rng(0)
-        pairs = []
-        for _ in range(4):
-            y, x = rng.integers(0, image.shape[0] - p + 1), rng.integers(0, image.shape[1] - p + 1)
-            patch = image[y:y + p, x:x + p]
-            shown = self.model.normalise(prepare_input(self.model, patch))
-            recon = self.model.normalise(decode(self.model, encode(self.model, patch)))
-            pairs.append(np.concatenate([shown, recon], axis=1))
-        self.viewer.add_image(np.stack(pairs), name=f"VAE examples ({layer.name}: input | reconstruction)",
-                              metadata={"microfingerprint": {"made_by": "train_vae", "config": self.model.config}})
+    def _show_examples(self, examples: np.ndarray | None, source: str, epoch: int) -> None:
+        """Validation patches beside their reconstructions, one Image layer updated every epoch."""
+        if examples is None:
+            return
+        name = f"VAE examples ({source}: input | reconstruction)"
+        if self.examples_layer is None or self.examples_layer not in self.viewer.layers:
+            self.examples_layer = self.viewer.add_image(examples, name=name, contrast_limits=(0.0, 1.0),
+                                                        metadata={"microfingerprint": {"made_by": "train_vae"}})
+        else:
+            self.examples_layer.data = examples
+        self.examples_layer.metadata["microfingerprint"]["epoch"] = epoch
 
     def _set_status(self, what: str) -> None:
         c = self.model.config
-        val = self.model.history.get("val_loss") or [float("nan")]
+        h = self.model.history
+        val = h.get("val_loss") or [float("nan")]
+        test = f", held-out test loss {h['test_loss']:.4g}" if "test_loss" in h else ""
         self.status.setText(f"model: {c['architecture']}, patch {c['patch_size']}, latent {c['latent_dim']}, "
-                            f"loss {c['loss']}, {c['transform']} data; best validation loss {min(val):.4g} ({what})")
+                            f"loss {c['loss']} + {c['beta']} KL, {c['transform']} data; best validation loss "
+                            f"{min(val):.4g}{test} ({what})")
 
     def save_to(self, path: str) -> None:
         """Save the current model (safetensors + JSON)."""

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+import tifffile
+from skimage.io import imsave
 
 from napari_microfingerprint import InputError, labels_to_distance, make_grain_structure
 from napari_microfingerprint.core.segmentation import distance_to_labels
-from napari_microfingerprint.core.vae.data import sample_patches, split_indices
+from napari_microfingerprint.core.vae.data import load_image_folder, sample_patches, split_indices, white_balance
 
 
 def test_rotated_patches_contain_no_padding():
@@ -42,3 +44,43 @@ def test_distance_patches_invert_back_to_grains():
     sizes = np.unique(truth, return_counts=True)[1]
     n_true = int((sizes >= 10).sum())  # slivers cut by the patch edge below the watershed's min_size do not count
     assert abs(grains.max() - n_true) <= 0.15 * n_true
+
+
+def test_white_balance_matches_percentile_clipping():
+    rng = np.random.default_rng(3)
+    image = rng.gamma(2.0, 10.0, size=(50, 60)) + 7.0
+    lo, hi = np.percentile(image, [5, 95])
+    expected = np.clip((image - lo) / (hi - lo), 0, 1)
+    np.testing.assert_allclose(white_balance(image), expected, rtol=1e-5, atol=1e-6)
+    # affine changes of brightness and contrast (lighting) disappear
+    np.testing.assert_allclose(white_balance(3.0 * image + 40.0), white_balance(image), atol=1e-5)
+    # a binary image with a rare phase keeps both phases; a constant image becomes zeros
+    rare = np.zeros((20, 20))
+    rare[:2, :2] = 1
+    np.testing.assert_array_equal(white_balance(rare), rare)
+    assert not white_balance(np.full((8, 8), 5.0)).any()
+
+
+def test_image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    grey = (rng.random((40, 50)) * 255).astype(np.uint8)
+    rgb = np.stack([grey] * 3, axis=-1)
+    imsave(tmp_path / "b.png", rgb, check_contrast=False)
+    tifffile.imwrite(tmp_path / "a.tif", grey)
+    np.save(tmp_path / "c.npy", grey.astype(np.float32))
+    (tmp_path / "notes.txt").write_text("not an image")
+    images, names = load_image_folder(tmp_path)
+    assert names == ["a.tif", "b.png", "c.npy"]
+    np.testing.assert_array_equal(images[0], grey)
+    np.testing.assert_allclose(images[1], grey / 255.0, atol=1e-6)  # RGB with equal channels → the same grey
+    assert all(im.ndim == 2 for im in images)
+    (tmp_path / "d.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(InputError, match="d.png could not be read"):
+        load_image_folder(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no image files"):
+        load_image_folder(empty)
+    with pytest.raises(InputError, match="not a folder"):
+        load_image_folder(tmp_path / "a.tif")
+

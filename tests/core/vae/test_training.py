@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from napari_microfingerprint import InputError, make_grain_structure, make_two_phase
+from napari_microfingerprint.core.vae import training
 from napari_microfingerprint.core.vae.model_io import decode, decode_labels, encode, load_model, save_model
-from napari_microfingerprint.core.vae.training import train_vae
+from napari_microfingerprint.core.vae.training import N_EXAMPLES, train_vae, train_vae_iter
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,82 @@ def test_bad_training_input():
         train_vae([np.ones((64, 64), dtype=np.int32)], transform="distance", patch_size=64, device="cpu")
     with pytest.raises(InputError, match="2D"):
         train_vae([np.zeros((4, 64, 64))], device="cpu")
+
+
+def test_history_reports_each_loss_and_the_held_out_test_loss(grain_model):
+    h, beta = grain_model.history, grain_model.config["beta"]
+    for split in ("train", "val"):
+        total = np.array(h[f"{split}_reconstruction"]) + beta * np.array(h[f"{split}_kl"])
+        np.testing.assert_allclose(h[f"{split}_loss"], total, rtol=1e-6)
+        assert all(k > 0 for k in h[f"{split}_kl"])
+    assert 0 < h["test_reconstruction"] <= h["test_loss"]
+    # the test patches are unseen, so their loss is of the order of the best validation loss, not zero
+    assert 0.3 * min(h["val_loss"]) < h["test_loss"] < 3 * min(h["val_loss"])
+
+
+def test_epoch_progress_carries_example_reconstructions():
+    images = [make_two_phase((96, 96), 0.4, 3.0, seed=s).astype(float) for s in range(2)]
+    steps = list(_drain(train_vae_iter(images, patch_size=64, latent_dim=4, epochs=2, batch_size=8,
+                                       patches_per_image=24, device="cpu")))
+    epochs = [p for p in steps if p.val_loss is not None]
+    assert len(epochs) == 2 and all(p.examples is None for p in steps if p.val_loss is None)
+    assert epochs[0].examples.shape == (N_EXAMPLES, 64, 128)
+    # the left half is the input patch of a 40 % two-phase structure (interpolated where rotated), the right
+    # half the decoder's output; both in [0, 1]
+    left, right = epochs[-1].examples[..., :64], epochs[-1].examples[..., 64:]
+    assert abs(left.mean() - 0.4) < 0.15 and np.mean((left == 0) | (left == 1)) > 0.7
+    assert 0 <= left.min() and left.max() <= 1 and 0 <= right.min() and right.max() <= 1
+
+
+def _drain(gen):
+    while True:
+        try:
+            yield next(gen)
+        except StopIteration:
+            return
+
+
+def test_white_balanced_models_ignore_lighting():
+    """With the per-image white balance (paper 001 2.2), a change of brightness and contrast leaves the
+    fingerprint unchanged."""
+    rng = np.random.default_rng(1)
+    images = [make_micrograph_like(rng) for _ in range(2)]
+    model = train_vae(images, patch_size=64, latent_dim=4, epochs=1, batch_size=8, patches_per_image=24,
+                      device="cpu")
+    assert model.config["transform"] == "percentile"
+    np.testing.assert_allclose(encode(model, images[0] * 0.5 + 60), encode(model, images[0]), atol=1e-5)
+
+
+def make_micrograph_like(rng):
+    return make_two_phase((96, 96), 0.5, 3.0, seed=int(rng.integers(100))) * 120.0 + rng.normal(50, 5, (96, 96))
+
+
+def test_mixed_sizes_train_and_a_small_image_is_named():
+    images = [make_two_phase((72, 136), 0.5, 2.0, seed=1).astype(float),
+              make_two_phase((160, 80), 0.5, 2.0, seed=2).astype(float)]
+    model = train_vae(images, patch_size=64, latent_dim=4, epochs=1, batch_size=8, patches_per_image=16,
+                      device="cpu")
+    assert model.config["data"]["shapes"] == [[72, 136], [160, 80]]
+    with pytest.raises(InputError, match="training image 2 of 3 .* smaller than the patch size 64"):
+        train_vae([images[0], images[0][:40], images[1]], patch_size=64, device="cpu")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_weights(monkeypatch):
+    images = [make_two_phase((96, 96), 0.5, 2.0, seed=s).astype(float) for s in range(2)]
+    kwargs = dict(patch_size=64, latent_dim=4, batch_size=8, patches_per_image=24, device="cpu", seed=3)
+    good = train_vae(images, epochs=1, **kwargs)
+    calls = {"n": 0}
+    original = training.reconstruction_loss
+
+    def failing(*args):
+        calls["n"] += 1
+        value = original(*args)
+        return value * float("nan") if calls["n"] > 7 else value  # NaN in the second epoch (6 steps each)
+
+    monkeypatch.setattr(training, "reconstruction_loss", failing)
+    with pytest.warns(RuntimeWarning, match="training stopped"):
+        model = train_vae(images, epochs=3, **kwargs)
+    assert "epoch 2" in model.history["stopped"] and len(model.history["val_loss"]) == 1
+    z = encode(model, images[0][:64, :64])
+    assert np.isfinite(z).all()
+    np.testing.assert_allclose(z, encode(good, images[0][:64, :64]), atol=1e-6)  # the epoch-1 weights

@@ -1,15 +1,60 @@
-"""Training patches for the VAEs: random positions, arbitrary rotations cropped so that no padding enters
-(paper 000 Fig. 2d-e), reflections (paper 001 section 2.1), and a 0.7 / 0.15 / 0.15 split."""
+"""Training data for the VAEs: folders of image files, per-image greyscale white balance (paper 001 section 2.2),
+patches at random positions with arbitrary rotations cropped so that no padding enters (paper 000 Fig. 2d-e) and
+reflections (paper 001 section 2.1), and a 0.7 / 0.15 / 0.15 split."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from ..validation import InputError
+from ..validation import InputError, to_greyscale
+
+#: Image files a training folder may hold.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+#: Percentiles of the per-image white balance: intensities outside the central 90 % are clipped (paper 001 2.2).
+WHITE_BALANCE = (5.0, 95.0)
 
 SPLIT = (0.7, 0.15, 0.15)
+
+
+def load_image_folder(folder: str | Path) -> tuple[list[np.ndarray], list[str]]:
+    """The 2D images of every image file directly in ``folder`` (sorted by name) and their file names. RGB(A)
+    files become greyscale; 3D files and unreadable files raise :class:`InputError` naming the file."""
+    from skimage.io import imread
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; choose a folder of image files.")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise InputError(f"{root} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+    images = []
+    for path in files:
+        try:
+            arr = np.load(path, allow_pickle=False) if path.suffix == ".npy" else imread(path)
+        except Exception as err:  # imageio, tifffile and PIL raise many error types for damaged files
+            raise InputError(f"{path.name} could not be read ({type(err).__name__}: {err}).") from err
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            arr = to_greyscale(arr, rgb=True)
+        if arr.ndim != 2:
+            raise InputError(f"{path.name} has shape {arr.shape}; training images must be 2D (or RGB).")
+        images.append(arr)
+    return images, [p.name for p in files]
+
+
+def white_balance(image: np.ndarray, percentiles: tuple[float, float] = WHITE_BALANCE) -> np.ndarray:
+    """Per-image greyscale normalisation of paper 001 section 2.2: clip intensities outside the given
+    percentiles and remap to [0, 1]. An image whose percentiles coincide (a nearly uniform or two-valued image
+    with a rare phase) is remapped between its minimum and maximum instead; a constant image becomes zeros."""
+    img = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(img, percentiles)
+    if hi - lo <= 1e-12:
+        lo, hi = float(img.min()), float(img.max())
+    if hi - lo <= 1e-12:
+        return np.zeros_like(img)
+    return np.clip((img - lo) / (hi - lo), 0.0, 1.0)
 
 
 def bounding_side(patch_size: int, angle_deg: float) -> int:

@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..segmentation import distance_to_labels
-from ..validation import InputError, check_greyscale, check_labels
+from ..validation import InputError
+from .data import WHITE_BALANCE
 from .models import MODELS, build_model
-from .training import VAEModel
+from .training import VAEModel, empty_history, transform_input
 
 FORMAT = "napari-microfingerprint VAE"
 _REQUIRED = ("architecture", "patch_size", "latent_dim", "in_channels", "transform", "offset", "scale")
@@ -54,17 +55,14 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
         raise InputError(f"the weights do not fit a {config['architecture']} model with patch "
                          f"{config['patch_size']} and latent {config['latent_dim']}: {str(err)[:300]}") from err
     net.to(device).eval()
-    return VAEModel(net, config, meta.get("history", {"train_loss": [], "val_loss": [], "seconds": []}))
+    return VAEModel(net, config, {**empty_history(), **meta.get("history", {})})
 
 
 def prepare_input(model: VAEModel, image) -> np.ndarray:
-    """The model's input data for an image: a label map's distance map, or the validated greyscale image."""
-    arr = np.asarray(image)
-    if model.config["transform"] == "distance":
-        from ..segmentation import labels_to_distance
-
-        return labels_to_distance(check_labels(arr, "label map"))
-    return check_greyscale(arr).astype(np.float32)
+    """The model's input data for an image, through the transform it was trained with
+    (:func:`~.training.transform_input`): a label map's distance map, a white-balanced or a plain greyscale image."""
+    cfg = model.config
+    return transform_input(np.asarray(image), cfg["transform"], cfg.get("white_balance", WHITE_BALANCE))
 
 
 def encode(model: VAEModel, image, stride: int | None = None) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
@@ -15,13 +16,30 @@ from ..device import resolve_device
 from ..segmentation import labels_to_distance
 from ..validation import InputError, check_greyscale, check_labels
 from . import losses
-from .data import sample_patches, split_indices
+from .data import WHITE_BALANCE, sample_patches, split_indices, white_balance
 from .models import VAE, build_model
 
 #: Reconstruction loss per architecture, as in its paper.
 DEFAULT_LOSS = {"conv": "mse", "resnet18": "bce_spectral", "texture": "style"}
 #: Latent size per architecture, as in its paper.
 DEFAULT_LATENT = {"conv": 256, "resnet18": 256, "texture": 64}
+#: The settings each paper states (000 section 3.2: 256-pixel patches, latent 256, Adam at 1e-5, batches of 8;
+#: 001 sections 2.1, 3.1: 256-pixel patches, 1000 patches per image, 1000 epochs; 002 sections 3-4: 128-pixel
+#: patches, latent 64). Settings a paper leaves open keep the :func:`train_vae_iter` defaults.
+PAPER_SETTINGS = {
+    "conv": {"patch_size": 256, "latent_dim": 256, "learning_rate": 1e-5, "batch_size": 8},
+    "resnet18": {"patch_size": 256, "latent_dim": 256, "patches_per_image": 1000, "epochs": 1000},
+    "texture": {"patch_size": 128, "latent_dim": 64},
+}
+#: Input transforms: grain label maps to distance maps, per-image white balance, or plain intensities.
+TRANSFORMS = ("auto", "distance", "percentile", "intensity")
+#: Validation patches shown as example reconstructions after every epoch.
+N_EXAMPLES = 4
+
+
+def empty_history() -> dict:
+    return {"train_loss": [], "val_loss": [], "train_reconstruction": [], "train_kl": [], "val_reconstruction": [],
+            "val_kl": [], "seconds": []}
 
 
 @dataclass
@@ -31,10 +49,10 @@ class VAEModel:
 
     net: VAE
     config: dict
-    history: dict = field(default_factory=lambda: {"train_loss": [], "val_loss": [], "seconds": []})
+    history: dict = field(default_factory=empty_history)
 
     def normalise(self, x: np.ndarray) -> np.ndarray:
-        """Input transform of a patch stack: distance maps for label models, then the stored linear scaling."""
+        """The stored linear scaling of transformed data (see :func:`transform_input`) to [0, 1]."""
         return np.clip((x - self.config["offset"]) / self.config["scale"], 0.0, 1.0).astype(np.float32)
 
     def denormalise(self, x: np.ndarray) -> np.ndarray:
@@ -43,7 +61,9 @@ class VAEModel:
 
 @dataclass
 class TrainingProgress:
-    """Yielded during training: the step within the run and the latest losses."""
+    """Yielded during training: the step within the run and the latest losses. At the end of an epoch
+    ``val_loss`` is set and ``examples`` holds validation patches beside their reconstructions,
+    ``(N_EXAMPLES, L, 2 L)`` in normalised units."""
 
     step: int
     total: int
@@ -51,29 +71,42 @@ class TrainingProgress:
     train_loss: float
     val_loss: float | None
     message: str
+    examples: np.ndarray | None = None
 
 
-def _as_inputs(images: Sequence[np.ndarray], transform: str) -> tuple[list[np.ndarray], str]:
-    """Validated 2D arrays; label maps become Euclidean distance maps (paper 000 section 3.1)."""
+def transform_input(image: np.ndarray, transform: str, percentiles: Sequence[float] = WHITE_BALANCE) -> np.ndarray:
+    """A 2D image in the model's input units: a label map's Euclidean distance map (paper 000 section 3.1), a
+    white-balanced micrograph (``"percentile"``, paper 001 section 2.2) or the validated intensities."""
+    if transform == "distance":
+        lab = check_labels(image, "label map")
+        if np.unique(lab).size < 2:
+            raise InputError("a label map holds a single grain; it has no boundaries to learn. "
+                             "Segment the grains first or use another layer.")
+        return labels_to_distance(lab)
+    grey = check_greyscale(image, "image").astype(np.float32)
+    return white_balance(grey, tuple(percentiles)) if transform == "percentile" else grey
+
+
+def _as_inputs(images: Sequence[np.ndarray], transform: str, patch_size: int) -> tuple[list[np.ndarray], str]:
+    """Validated, transformed 2D arrays. ``"auto"`` picks distance maps for integer label maps with more than two
+    values and the per-image white balance otherwise."""
     if not images:
         raise InputError("no training images were given.")
     arrays = [np.asarray(im) for im in images]
     if transform == "auto":
         transform = "distance" if all(np.issubdtype(a.dtype, np.integer) and np.unique(a).size > 2 for a in arrays) \
-            else "intensity"
-    out = []
-    for a in arrays:
+            else "percentile"
+    if transform not in TRANSFORMS[1:]:
+        raise InputError(f"unknown input transform {transform!r}; use one of {', '.join(TRANSFORMS)}.")
+    for k, a in enumerate(arrays):
+        where = f"training image {k + 1} of {len(arrays)}"
         if a.ndim != 2:
-            raise InputError(f"training images must be 2D (greyscale or labels); got shape {a.shape}. "
+            raise InputError(f"{where} has shape {a.shape}; training images must be 2D (greyscale or labels). "
                              "Convert RGB to grey first.")
-        if transform == "distance":
-            lab = check_labels(a, "label map")
-            if np.unique(lab).size < 2:
-                raise InputError("a label map holds a single grain; it has no boundaries to learn.")
-            out.append(labels_to_distance(lab))
-        else:
-            out.append(check_greyscale(a, "training image").astype(np.float32))
-    return out, transform
+        if min(a.shape) < patch_size:
+            raise InputError(f"{where} ({a.shape[0]} x {a.shape[1]}) is smaller than the patch size {patch_size}; "
+                             "choose a smaller patch size or leave that image out.")
+    return [transform_input(a, transform) for a in arrays], transform
 
 
 def reconstruction_loss(name: str, x_hat: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -108,10 +141,18 @@ def train_vae_iter(
     cancel: threading.Event | None = None,
     resume: VAEModel | None = None,
 ) -> Generator[TrainingProgress, None, VAEModel]:
-    """Generator form of :func:`train_vae`: yields :class:`TrainingProgress` per batch and returns the model
-    with the best validation loss (early stopping after ``patience`` epochs without improvement; a cancel or a
-    NaN loss also returns the best weights so far)."""
-    inputs, transform = _as_inputs(images, transform)
+    """Generator form of :func:`train_vae`: yields :class:`TrainingProgress` per batch (and per epoch, with
+    example reconstructions) and returns the model with the best validation loss. Training stops early after
+    ``patience`` epochs without improvement; a cancel or a non-finite loss also returns the best weights so far,
+    the latter with a warning and the reason in ``model.history["stopped"]``.
+
+    ``transform``: ``"distance"`` (grain label maps → distance maps, paper 000 section 3.1), ``"percentile"``
+    (per-image white balance, paper 001 section 2.2), ``"intensity"`` (raw greyscale) or ``"auto"``.
+    Every transform is followed by a linear scaling to [0, 1] from the 0.5 / 99.5 percentiles of the training
+    patches, stored in the config with the transform. ``loss`` defaults to the architecture's paper
+    (:data:`DEFAULT_LOSS`); the history holds the reconstruction and KL terms separately, and after training the
+    loss on the held-out test patches."""
+    inputs, transform = _as_inputs(images, transform, patch_size)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     patches = np.concatenate([sample_patches(a, patches_per_image, patch_size, rng) for a in inputs])
@@ -122,18 +163,22 @@ def train_vae_iter(
     dev = resolve_device(device)
     if resume is not None:
         model = resume
+        for key, values in empty_history().items():
+            model.history.setdefault(key, values)
     else:
         lo, hi = np.percentile(patches[train_idx], [0.5, 99.5])
         config = {"architecture": architecture, "patch_size": patch_size,
                   "latent_dim": latent_dim or DEFAULT_LATENT.get(architecture, 64), "in_channels": 1,
                   "loss": loss or DEFAULT_LOSS.get(architecture, "mse"), "alpha": alpha, "beta": beta,
-                  "transform": transform, "offset": float(lo), "scale": float(max(hi - lo, 1e-6)),
+                  "transform": transform, "white_balance": list(WHITE_BALANCE),
+                  "offset": float(lo), "scale": float(max(hi - lo, 1e-6)),
                   "data": {"images": len(inputs), "shapes": [list(a.shape) for a in inputs],
                            "patches": int(len(patches)), "split": [len(train_idx), len(val_idx), len(test_idx)]}}
         net = build_model(architecture, patch_size=patch_size, latent_dim=config["latent_dim"])
         model = VAEModel(net, config)
     cfg = model.config
     data = torch.from_numpy(model.normalise(patches)).unsqueeze(1)
+    shown = data[val_idx[:N_EXAMPLES]]
     net = model.net.to(dev)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=learning_rate)
     use_amp = dev.type == "cuda"
@@ -146,32 +191,44 @@ def train_vae_iter(
         start = time.perf_counter()
         net.train()
         order = rng.permutation(train_idx)
-        running = []
+        running = np.zeros((steps_per_epoch, 2))
         for b in range(steps_per_epoch):
             if cancel is not None and cancel.is_set():
                 net.load_state_dict(best[1])
+                net.eval()
                 return model
             batch = data[order[b * batch_size:(b + 1) * batch_size]].to(dev)
             with torch.autocast(device_type=dev.type, enabled=use_amp):
                 x_hat, mu, logvar = net(batch)
-            value = reconstruction_loss(cfg["loss"], x_hat.float(), batch, cfg["alpha"]) + \
-                cfg["beta"] * losses.kl_divergence(mu.float(), logvar.float())
+            rec = reconstruction_loss(cfg["loss"], x_hat.float(), batch, cfg["alpha"])
+            kl = losses.kl_divergence(mu.float(), logvar.float())
+            value = rec + cfg["beta"] * kl
             if not torch.isfinite(value):
                 net.load_state_dict(best[1])
-                raise InputError(f"the loss became NaN at epoch {epoch + 1}; the last good weights were kept. "
-                                 "Lower the learning rate.")
+                net.eval()
+                reason = (f"the loss became {float(value.detach())} at epoch {epoch + 1}; training stopped and the last good "
+                          "weights were kept. Lower the learning rate.")
+                model.history["stopped"] = reason
+                warnings.warn(reason, RuntimeWarning, stacklevel=2)
+                return model
             opt.zero_grad()
             value.backward()
             opt.step()
-            running.append(float(value.detach()))
+            running[b] = float(rec.detach()), float(kl.detach())
             step += 1
-            yield TrainingProgress(step, total, epoch + 1, running[-1], None, f"epoch {epoch + 1}/{epochs}")
-        val = evaluate_loss(model, data[val_idx], dev, batch_size)
-        model.history["train_loss"].append(float(np.mean(running)))
-        model.history["val_loss"].append(val)
-        model.history["seconds"].append(time.perf_counter() - start)
-        yield TrainingProgress(step, total, epoch + 1, float(np.mean(running)), val,
-                               f"epoch {epoch + 1}/{epochs}: validation loss {val:.4g}")
+            yield TrainingProgress(step, total, epoch + 1, float(running[b] @ (1.0, cfg["beta"])), None,
+                                   f"epoch {epoch + 1}/{epochs}")
+        val_rec, val_kl = evaluate_loss(model, data[val_idx], dev, batch_size)
+        train_rec, train_kl = running.mean(axis=0)
+        record = {"train_reconstruction": train_rec, "train_kl": train_kl, "val_reconstruction": val_rec,
+                  "val_kl": val_kl, "train_loss": train_rec + cfg["beta"] * train_kl,
+                  "val_loss": val_rec + cfg["beta"] * val_kl, "seconds": time.perf_counter() - start}
+        for key, value in record.items():
+            model.history[key].append(float(value))
+        val = record["val_loss"]
+        yield TrainingProgress(step, total, epoch + 1, record["train_loss"], val,
+                               f"epoch {epoch + 1}/{epochs}: validation loss {val:.4g}",
+                               examples=example_reconstructions(model, shown))
         if val < best[0]:
             best, stale = (val, {k: v.detach().clone() for k, v in net.state_dict().items()}), 0
         else:
@@ -179,24 +236,41 @@ def train_vae_iter(
             if stale >= patience:
                 break
     net.load_state_dict(best[1])
+    if len(test_idx):
+        test_rec, test_kl = evaluate_loss(model, data[test_idx], dev, batch_size)
+        model.history["test_reconstruction"] = test_rec
+        model.history["test_loss"] = test_rec + cfg["beta"] * test_kl
     net.eval()
     return model
 
 
-def evaluate_loss(model: VAEModel, data: torch.Tensor, device: torch.device, batch_size: int = 32) -> float:
-    """Mean total loss (reconstruction + beta KL, posterior means) of normalised patches ``(N, 1, L, L)``."""
+def evaluate_loss(model: VAEModel, data: torch.Tensor, device: torch.device,
+                  batch_size: int = 32) -> tuple[float, float]:
+    """Mean reconstruction loss and KL divergence (posterior means decoded) of normalised patches
+    ``(N, 1, L, L)``, each with the reduction its function in :mod:`.losses` states."""
     net, cfg = model.net, model.config
     net.eval()
-    total, count = 0.0, 0
+    totals, count = np.zeros(2), 0
     with torch.no_grad():
         for i in range(0, len(data), batch_size):
             batch = data[i:i + batch_size].to(device)
             x_hat, mu, logvar = net(batch)
-            value = reconstruction_loss(cfg["loss"], x_hat, batch, cfg["alpha"]) + \
-                cfg["beta"] * losses.kl_divergence(mu, logvar)
-            total += float(value) * len(batch)
+            totals += len(batch) * np.array([float(reconstruction_loss(cfg["loss"], x_hat, batch, cfg["alpha"])),
+                                             float(losses.kl_divergence(mu, logvar))])
             count += len(batch)
-    return total / max(count, 1)
+    rec, kl = totals / max(count, 1)
+    return float(rec), float(kl)
+
+
+def example_reconstructions(model: VAEModel, patches: torch.Tensor) -> np.ndarray:
+    """Normalised patches ``(N, 1, L, L)`` beside their reconstructions from the posterior mean, ``(N, L, 2 L)``."""
+    net = model.net
+    device = next(net.parameters()).device
+    net.eval()
+    with torch.no_grad():
+        mu, _ = net.encode(patches.to(device))
+        recon = net.decode(mu).cpu()
+    return torch.cat([patches, recon], dim=-1)[:, 0].numpy()
 
 
 def train_vae(images: Sequence[np.ndarray], **kwargs) -> VAEModel:
