@@ -5,10 +5,20 @@ The public API mirrors the widgets::
 
     from napari_microfingerprint import make_grain_structure, segment_grains, grain_statistics
 """
+from .core.analysis import PropertyReport, classify, embed, fit_property
 from .core.characterization import grain_statistics, line_intercept_length, phase_fractions
 from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
 from .core.io import read_microstructure, write_microstructure
+from .core.latent import (
+    LatentWalk,
+    decoder_probes,
+    gaussian_cloud,
+    interpolate_latent,
+    ood_score,
+    sample_latent,
+    traverse,
+)
 from .core.real_data import load_example
 from .core.reconstruction import (
     ReconstructionResult,
@@ -37,20 +47,28 @@ __version__ = "0.1.0"
 __all__ = [
     "DescriptorSet",
     "InputError",
+    "LatentWalk",
+    "PropertyReport",
     "ReconstructionResult",
     "ReconstructionSettings",
     "VAEModel",
     "available_descriptors",
     "characterize",
+    "classify",
     "correct_illumination",
     "decode",
     "decode_labels",
+    "decoder_probes",
     "denoise",
     "descriptor_error",
     "distance_to_labels",
+    "embed",
     "encode",
+    "fit_property",
+    "gaussian_cloud",
     "grain_statistics",
     "interpolate",
+    "interpolate_latent",
     "labels_to_boundaries",
     "labels_to_distance",
     "line_intercept_length",
@@ -64,15 +82,18 @@ __all__ = [
     "match",
     "merge",
     "normalize",
+    "ood_score",
     "phase_fractions",
     "read_microstructure",
     "reconstruct",
     "reconstruct_iter",
     "register_descriptor",
+    "sample_latent",
     "save_model",
     "segment_grains",
     "segment_phases",
     "train_vae",
     "train_vae_iter",
+    "traverse",
     "write_microstructure",
 ]

@@ -74,6 +74,14 @@ class TrainingProgress:
     examples: np.ndarray | None = None
 
 
+def kl_weight(config: dict) -> float:
+    """Weight of the KL divergence in the training objective: ``beta / m`` for patches of ``m`` pixels. The
+    reconstruction losses are means over pixels and the KL divergence a sum over latent dimensions, so this is
+    the evidence lower bound (reconstruction and KL both summed per patch, as paper 001's BCE) divided by ``m``;
+    with ``beta = 1`` the KL term does not swamp the pixel term (which collapses the posterior)."""
+    return float(config["beta"]) / float(config["patch_size"]) ** 2
+
+
 def transform_input(image: np.ndarray, transform: str, percentiles: Sequence[float] = WHITE_BALANCE) -> np.ndarray:
     """A 2D image in the model's input units: a label map's Euclidean distance map (paper 000 section 3.1), a
     white-balanced micrograph (``"percentile"``, paper 001 section 2.2) or the validated intensities."""
@@ -202,7 +210,7 @@ def train_vae_iter(
                 x_hat, mu, logvar = net(batch)
             rec = reconstruction_loss(cfg["loss"], x_hat.float(), batch, cfg["alpha"])
             kl = losses.kl_divergence(mu.float(), logvar.float())
-            value = rec + cfg["beta"] * kl
+            value = rec + kl_weight(cfg) * kl
             if not torch.isfinite(value):
                 net.load_state_dict(best[1])
                 net.eval()
@@ -216,13 +224,13 @@ def train_vae_iter(
             opt.step()
             running[b] = float(rec.detach()), float(kl.detach())
             step += 1
-            yield TrainingProgress(step, total, epoch + 1, float(running[b] @ (1.0, cfg["beta"])), None,
+            yield TrainingProgress(step, total, epoch + 1, float(running[b] @ (1.0, kl_weight(cfg))), None,
                                    f"epoch {epoch + 1}/{epochs}")
         val_rec, val_kl = evaluate_loss(model, data[val_idx], dev, batch_size)
         train_rec, train_kl = running.mean(axis=0)
         record = {"train_reconstruction": train_rec, "train_kl": train_kl, "val_reconstruction": val_rec,
-                  "val_kl": val_kl, "train_loss": train_rec + cfg["beta"] * train_kl,
-                  "val_loss": val_rec + cfg["beta"] * val_kl, "seconds": time.perf_counter() - start}
+                  "val_kl": val_kl, "train_loss": train_rec + kl_weight(cfg) * train_kl,
+                  "val_loss": val_rec + kl_weight(cfg) * val_kl, "seconds": time.perf_counter() - start}
         for key, value in record.items():
             model.history[key].append(float(value))
         val = record["val_loss"]
@@ -239,7 +247,7 @@ def train_vae_iter(
     if len(test_idx):
         test_rec, test_kl = evaluate_loss(model, data[test_idx], dev, batch_size)
         model.history["test_reconstruction"] = test_rec
-        model.history["test_loss"] = test_rec + cfg["beta"] * test_kl
+        model.history["test_loss"] = test_rec + kl_weight(cfg) * test_kl
     net.eval()
     return model
 

@@ -1,0 +1,386 @@
+"""Latent traversal dock widget: walk a VAE's latent space from layers (sweep, path, Gaussian cloud, sampling,
+decoder probes) into stacked Image (and grain Labels) layers, embed the fingerprints of layers (PCA / t-SNE)
+coloured by a measured property with a cross-validated regression report, and send a generated structure,
+segmented into phases, to the 3D reconstruction widget as its target."""
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Select, SpinBox
+from napari.layers import Image, Labels, Layer
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
+
+from ..core.analysis import REGRESSORS, embed, fit_property
+from ..core.characterization import grain_statistics
+from ..core.latent import LatentWalk, decoder_probes, gaussian_cloud, interpolate_latent, sample_latent, traverse
+from ..core.progress import Progress
+from ..core.segmentation import segment_phases
+from ..core.vae.model_io import encode, load_model
+from ..core.vae.training import VAEModel
+from ..core.validation import InputError
+from ._common import ProgressRow, build_dock, report_error
+from ._plot import CurvePlot
+from ._scatter import ScatterPlot
+
+if TYPE_CHECKING:
+    import napari
+
+PLUGIN = "napari-microfingerprint"
+METHODS = ("sweep one dimension", "path between two layers", "Gaussian cloud", "sample like the layer",
+           "decoder probes")
+PROPERTIES = ("phase fraction", "mean grain area", "values from a CSV file")
+
+
+def _dock_widget(viewer: napari.viewer.Viewer, cls: type) -> Any:
+    """The open dock widget of class ``cls`` in the viewer's window, or None."""
+    for dock in viewer.window.dock_widgets.values():
+        if isinstance(dock, cls):
+            return dock
+    return None
+
+
+def _windows(data: np.ndarray, patch: int, stride: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The ``patch`` windows of a 2D array at ``stride`` (the windows :func:`encode` fingerprints), with corners."""
+    corners = [(y, x) for y in range(0, data.shape[0] - patch + 1, stride)
+               for x in range(0, data.shape[1] - patch + 1, stride)]
+    return np.stack([data[y:y + patch, x:x + patch] for y, x in corners]), corners
+
+
+def window_property(window: np.ndarray, name: str, is_labels: bool) -> float:
+    """A property of one window from the Segmentation core: the phase fraction (the brightest phase of an Otsu
+    segmentation, or labels > 0 for a Labels layer) or the mean grain area in pixels (Labels layers)."""
+    if name == "phase fraction":
+        if is_labels:
+            return float((window > 0).mean())
+        if np.ptp(window) == 0:
+            return 0.0
+        return float((segment_phases(window, 2, denoise_method="none", min_size=0) == 1).mean())
+    if not is_labels:
+        raise InputError("the mean grain area needs a grain Labels layer; segment the grains first.")
+    return float(grain_statistics(window)[1]["mean_area"])
+
+
+class TraversalWidget(QWidget):
+    """Plugins > napari-microfingerprint > Latent traversal."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model: VAEModel | None = None
+        self.walk: LatentWalk | None = None
+        self.walk_layer: Image | None = None
+        self.points: dict[str, Any] = {}
+
+        self.use_encoder_button = QPushButton("Use the VAE encoding widget's model")
+        self.use_encoder_button.clicked.connect(self.use_encoding_model)
+        self.load_button = QPushButton("Load model...")
+        self.load_button.clicked.connect(self._load_dialog)
+        self.model_label = QLabel("No model: load one or use the encoding widget's.")
+        self.model_label.setWordWrap(True)
+
+        self.method = ComboBox(label="walk", choices=list(METHODS))
+        self.source = ComboBox(label="from layer", choices=self._layers)
+        self.other = ComboBox(label="to layer (path)", choices=self._layers)
+        self.row = SpinBox(label="map row (fingerprint maps)", value=0, min=0, max=100_000)
+        self.col = SpinBox(label="map column", value=0, min=0, max=100_000)
+        self.dim = SpinBox(label="dimension (sweep)", value=0, min=0, max=100_000)
+        self.low = FloatSpinBox(label="from value", value=-4.0, min=-100.0, max=100.0)
+        self.high = FloatSpinBox(label="to value", value=4.0, min=-100.0, max=100.0)
+        self.steps = SpinBox(label="steps / samples", value=10, min=1, max=1000)
+        self.gamma = FloatSpinBox(label="gamma (cloud)", value=0.5, min=0.0, max=100.0, step=0.05)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        walk_form = Container(widgets=[self.method, self.source, self.other, self.row, self.col, self.dim, self.low,
+                                       self.high, self.steps, self.gamma, self.seed])
+        self.walk_button = QPushButton("Walk")
+        self.walk_button.clicked.connect(self.run_walk)
+        self.send_button = QPushButton("Send the current step to 3D reconstruction")
+        self.send_button.clicked.connect(self.send_to_reconstruction)
+
+        self.analysis_layers = Select(label="layers", choices=self._layers)
+        self.stride = SpinBox(label="stride (0 = half a patch)", value=0, min=0, max=4096)
+        self.embedding = ComboBox(label="embedding", choices=["pca", "tsne"])
+        self.property = ComboBox(label="property", choices=list(PROPERTIES))
+        self.csv = FileEdit(label="CSV (one value per window)", mode="r", filter="*.csv")
+        self.regressor = ComboBox(label="regression", choices=list(REGRESSORS))
+        self.folds = SpinBox(label="folds", value=10, min=2, max=100)
+        analysis_form = Container(widgets=[self.analysis_layers, self.stride, self.embedding, self.property,
+                                           self.csv, self.regressor, self.folds])
+        self.analyse_button = QPushButton("Embed and fit the property")
+        self.analyse_button.clicked.connect(self.run_analysis)
+
+        self.progress = ProgressRow()
+        self.curve = CurvePlot("step", "grains")
+        self.curve.setMinimumHeight(160)
+        self.scatter = ScatterPlot(self.show_point)
+        self.scatter.setMinimumHeight(240)
+        self.report = QLabel("")
+        self.report.setWordWrap(True)
+        build_dock(self, [("Model", Container(widgets=[]), [self.use_encoder_button, self.load_button,
+                                                            self.model_label]),
+                          ("Walk the latent space", walk_form, [self.walk_button, self.send_button]),
+                          ("Fingerprint analysis", analysis_form, [self.analyse_button])],
+                   [self.progress, self.curve, self.scatter, self.report])
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_choices)
+
+    def _layers(self, _widget: Any = None) -> list[tuple[str, Layer]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, (Image, Labels))]
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        for combo in (self.source, self.other, self.analysis_layers):
+            combo.reset_choices()
+
+    # ----------------------------------------------------------------- model
+    def set_model(self, model: VAEModel, where: str) -> None:
+        self.model = model
+        c = model.config
+        self.dim.max = c["latent_dim"] - 1
+        self.model_label.setText(f"model: {c['architecture']}, patch {c['patch_size']}, latent {c['latent_dim']}, "
+                                 f"{c['transform']} data ({where})")
+
+    def use_encoding_model(self) -> None:
+        """Take the model of the open VAE encoding widget."""
+        from .encoding import EncodingWidget
+
+        encoder = _dock_widget(self.viewer, EncodingWidget)
+        if encoder is None or encoder.model is None:
+            report_error(InputError("the VAE encoding widget is not open or has no model; train or load one there, "
+                                    "or load a model file here."), "Latent traversal")
+            return
+        self.set_model(encoder.model, "from the VAE encoding widget")
+
+    def load_from(self, path: str) -> None:
+        try:
+            self.set_model(load_model(path), f"loaded from {path}")
+        except Exception as err:  # noqa: BLE001 - every failure becomes a notification
+            report_error(err, "Load model")
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load VAE model", "", "Model (*.safetensors *.json)")
+        if path:
+            self.load_from(path)
+
+    def _need_model(self) -> VAEModel:
+        if self.model is None:
+            raise InputError("no model is loaded; load a model file or use the VAE encoding widget's model.")
+        return self.model
+
+    # ----------------------------------------------------------------- fingerprints of layers
+    def _layer_data(self, layer: Layer) -> np.ndarray:
+        data = np.asarray(layer.data)
+        if data.ndim != 2 or (isinstance(layer, Image) and layer.rgb):
+            raise InputError(f"'{layer.name}' is not a 2D greyscale or label layer; the model reads 2D patches.")
+        return data
+
+    def fingerprint_of(self, layer: Layer | None) -> np.ndarray:
+        """One fingerprint for a layer: a window of its stored fingerprint map (row, column), its one stored
+        fingerprint, or the encoding of the layer; a larger layer is cropped to its central patch (and says
+        so), a smaller one is refused."""
+        model = self._need_model()
+        if layer is None:
+            raise InputError("no source layer is selected.")
+        stored = layer.metadata.get("fingerprints")
+        if stored is not None:
+            z = np.asarray(stored)
+            if z.ndim == 1:
+                return z
+            if not (self.row.value < z.shape[0] and self.col.value < z.shape[1]):
+                raise InputError(f"'{layer.name}' holds a {z.shape[0]} x {z.shape[1]} fingerprint map; row "
+                                 f"{self.row.value}, column {self.col.value} is outside it.")
+            return z[self.row.value, self.col.value]
+        data = self._layer_data(layer)
+        p = model.config["patch_size"]
+        if min(data.shape) < p:
+            raise InputError(f"'{layer.name}' ({data.shape[0]} x {data.shape[1]}) is smaller than the model's patch "
+                             f"{p}; tile or upsample it, or train a model with a smaller patch.")
+        if data.shape != (p, p):
+            y, x = (data.shape[0] - p) // 2, (data.shape[1] - p) // 2
+            show_info(f"'{layer.name}' is {data.shape[0]} x {data.shape[1]}; its central {p} x {p} patch was used.")
+            data = data[y:y + p, x:x + p]
+        return encode(model, data)
+
+    def _layer_fingerprints(self, layer: Layer) -> np.ndarray:
+        """All window fingerprints of a layer (its stored map, or a sliding-window encoding)."""
+        stored = layer.metadata.get("fingerprints")
+        if stored is not None:
+            return np.asarray(stored).reshape(-1, np.shape(stored)[-1])
+        model = self._need_model()
+        stride = self.stride.value or max(1, model.config["patch_size"] // 2)
+        z = encode(model, self._layer_data(layer), stride=stride)
+        return z.reshape(-1, z.shape[-1])
+
+    # ----------------------------------------------------------------- walks
+    def _walk_job(self) -> tuple[Any, dict]:
+        """The walk to run (a function of no arguments) and a description, validated in the main thread."""
+        model = self._need_model()
+        method, labels = self.method.value, model.config["transform"] == "distance"
+        n = self.steps.value
+        if method == "decoder probes":
+            dims = sorted({0, min(self.dim.value, model.config["latent_dim"] - 1)})
+            return (lambda: decoder_probes(model, dims=dims, labels=labels)), {"from": "zeros"}
+        source = self.source.value
+        z = self.fingerprint_of(source)
+        reference = self._layer_fingerprints(source) if source.metadata.get("fingerprints") is not None or \
+            min(np.shape(source.data)) > model.config["patch_size"] else None
+        ref = reference if reference is not None and len(reference) >= 3 else None
+        if method == "sweep one dimension":
+            if self.dim.value >= model.config["latent_dim"]:
+                raise InputError(f"dimension {self.dim.value} is out of range; the model has dimensions 0 to "
+                                 f"{model.config['latent_dim'] - 1}.")
+            values = np.linspace(self.low.value, self.high.value, n)
+            return (lambda: traverse(model, z, self.dim.value, values, ref, labels)), {"from": source.name}
+        if method == "path between two layers":
+            if self.other.value is None or self.other.value is source:
+                raise InputError("a path needs a second, different layer in 'to layer (path)'.")
+            z2 = self.fingerprint_of(self.other.value)
+            return (lambda: interpolate_latent(model, z, z2, max(n, 2), ref, labels)), \
+                {"from": source.name, "to": self.other.value.name}
+        if method == "Gaussian cloud":
+            if self.gamma.value <= 0:
+                raise InputError(f"gamma must be positive; got {self.gamma.value}.")
+            return (lambda: gaussian_cloud(model, z, self.gamma.value, n, self.seed.value, ref, labels)), \
+                {"from": source.name}
+        if reference is None or len(reference) < 2:
+            raise InputError(f"sampling fits normals to many fingerprints, but '{source.name}' gives one; encode a "
+                             "layer larger than the patch (a fingerprint map).")
+        return (lambda: sample_latent(model, reference, n, self.seed.value, ref, labels)), {"from": source.name}
+
+    def run_walk(self):
+        """Run the chosen walk in a worker and write its stacked layer(s)."""
+        try:
+            job, where = self._walk_job()
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Latent walk")
+            return None
+
+        def work() -> Generator[Progress, None, LatentWalk]:
+            yield Progress(0, 1, "decoding")
+            return job()
+
+        return self.progress.start(work, lambda walk: self._show_walk(walk, where), "Latent walk")
+
+    def _show_walk(self, walk: LatentWalk, where: dict) -> None:
+        self.walk = walk
+        details = ", ".join(f"{k} {v}" for k, v in walk.parameters.items() if k in ("dim", "gamma", "n", "steps")
+                            and not isinstance(v, list))
+        name = f"latent {walk.kind} ({details}) from {where['from']}" + (f" to {where['to']}" if "to" in where else "")
+        meta = {"latent_walk": {"kind": walk.kind, "parameters": walk.parameters, "z": walk.z,
+                                "ood": walk.ood, **where}}
+        self.walk_layer = self.viewer.add_image(walk.images, name=name, metadata=meta)
+        self.curve.clear()
+        lines = [f"{len(walk.z)} steps"]
+        if walk.ood is not None:
+            lines.append("out-of-distribution score per step: " + " ".join(f"{v:.2f}" for v in walk.ood))
+        if walk.labels is not None:
+            summaries = [grain_statistics(lab)[1] if lab.any() else {"n_grains": 0, "mean_area": np.nan}
+                         for lab in walk.labels]
+            self.viewer.add_labels(walk.labels, name=f"{name} grains",
+                                   metadata={"grain_summaries": summaries, **meta})
+            self.curve.set_curve("grains", [s["n_grains"] for s in summaries])
+            lines.append("grains per step: " + " ".join(str(s["n_grains"]) for s in summaries))
+        self.report.setText("; ".join(lines))
+        self.viewer.dims.set_current_step(0, 0)
+
+    def send_to_reconstruction(self) -> Labels | None:
+        """Segment the shown step of the last walk into two phases (Otsu) and make it the 3D reconstruction
+        widget's target, opening that widget if needed."""
+        from .reconstruction import MODES, ReconstructionWidget
+
+        try:
+            if self.walk is None or self.walk_layer is None or self.walk_layer not in self.viewer.layers:
+                raise InputError("there is no walk to take a step from; press 'Walk' first.")
+            step = int(self.viewer.dims.current_step[0])
+            step = min(max(step, 0), len(self.walk.images) - 1)
+            phases = segment_phases(self.walk.images[step], 2, denoise_method="none")
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Send to 3D reconstruction")
+            return None
+        layer = self.viewer.add_labels(phases.astype(np.int32), name=f"{self.walk_layer.name} step {step} phases",
+                                       metadata={"latent_walk_step": step, "z": self.walk.z[step]})
+        recon = _dock_widget(self.viewer, ReconstructionWidget)
+        if recon is None:
+            _, recon = self.viewer.window.add_plugin_dock_widget(PLUGIN, "3D reconstruction")
+        recon.mode.value = MODES[0]
+        recon.source.reset_choices()
+        recon.source.value = layer
+        show_info(f"Step {step} (two phases, Otsu) is the 3D reconstruction widget's target; press Reconstruct.")
+        return layer
+
+    # ----------------------------------------------------------------- analysis
+    def _property_values(self, layers: list[Layer], counts: list[int]) -> np.ndarray:
+        if self.property.value == "values from a CSV file":
+            path = self.csv.value
+            try:
+                values = np.loadtxt(path, delimiter=",", ndmin=1, dtype=float)
+            except (OSError, ValueError) as err:
+                raise InputError(f"the CSV file {path} could not be read as one number per line ({err}).") from err
+            if values.ndim != 1 or values.size != sum(counts):
+                raise InputError(f"the CSV holds {values.size} values; the layers give {sum(counts)} windows.")
+            return values
+        model = self._need_model()
+        p = model.config["patch_size"]
+        stride = self.stride.value or max(1, p // 2)
+        out = []
+        for layer in layers:
+            if layer.metadata.get("fingerprints") is not None:
+                raise InputError(f"'{layer.name}' is a fingerprint map; choose the layer it was encoded from.")
+            windows, _ = _windows(self._layer_data(layer), p, stride)
+            out += [window_property(w, self.property.value, isinstance(layer, Labels)) for w in windows]
+        return np.array(out)
+
+    def run_analysis(self):
+        """Fingerprint every window of the chosen layers, embed them, colour the embedding by the property and
+        report its cross-validated prediction from the fingerprints."""
+        try:
+            layers = list(self.analysis_layers.value)
+            if not layers:
+                raise InputError("no layer is selected for the analysis.")
+            model = self._need_model()
+            zs = [self._layer_fingerprints(layer) for layer in layers]
+            values = self._property_values(layers, [len(z) for z in zs])
+            z = np.concatenate(zs)
+            if len(z) < self.folds.value:
+                raise InputError(f"{len(z)} windows are too few for {self.folds.value}-fold cross-validation; "
+                                 "lower the stride or the folds, or add layers.")
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Fingerprint analysis")
+            return None
+        p = model.config["patch_size"]
+        stride = self.stride.value or max(1, p // 2)
+        sources = [(layer, corner) for layer in layers for corner in _windows(self._layer_data(layer), p, stride)[1]]
+        kwargs = {"z": z, "values": values, "method": self.embedding.value, "model": self.regressor.value,
+                  "folds": self.folds.value}
+
+        def work(z, values, method, model, folds) -> Generator[Progress, None, tuple]:
+            yield Progress(0, 2, f"embedding ({method})")
+            xy = embed(z, method=method)
+            yield Progress(1, 2, f"{folds}-fold {model}")
+            return xy, fit_property(z, values, model=model, folds=folds)
+
+        def done(result: tuple) -> None:
+            xy, rep = result
+            self.points = {"xy": xy, "sources": sources, "report": rep}
+            self.scatter.show(xy, values, f"{self.embedding.value.upper()} of {len(z)} fingerprints",
+                              self.property.value)
+            self.report.setText(f"{self.property.value} from fingerprints, {rep.summary()}")
+
+        return self.progress.start(work, done, "Fingerprint analysis", **kwargs)
+
+    def show_point(self, index: int) -> Image:
+        """Show the patch behind embedding point ``index`` in the viewer (one layer, updated on each click)."""
+        layer, (y, x) = self.points["sources"][index]
+        p = self.model.config["patch_size"]
+        patch = np.asarray(layer.data)[y:y + p, x:x + p]
+        name = "selected fingerprint patch"
+        meta = {"source": layer.name, "corner_yx": (y, x), "index": index}
+        if name in self.viewer.layers:
+            shown = self.viewer.layers[name]
+            shown.data, shown.metadata = patch, meta
+        else:
+            shown = self.viewer.add_image(patch, name=name, metadata=meta)
+        shown.translate = tuple(np.asarray(layer.translate[-2:]) + np.array([y, x]) * np.asarray(layer.scale[-2:]))
+        shown.scale = layer.scale[-2:]
+        return shown

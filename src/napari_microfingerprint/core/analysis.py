@@ -1,0 +1,156 @@
+"""Fingerprint analysis with scikit-learn: 2D embeddings (PCA; t-SNE initialised by PCA, paper 001 section 2.8)
+and cross-validated structure–property models (SVR and linear regression, paper 001 sections 2.7 and 3.4;
+SVM classification and leave-one-image-out generalisation, paper 002 section 4.4 and Table 3)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.decomposition import PCA
+from sklearn.linear_model import RidgeCV
+from sklearn.manifold import TSNE
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GridSearchCV, KFold, LeaveOneGroupOut, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR
+
+from .validation import InputError
+
+#: Regressors of :func:`fit_property`.
+REGRESSORS = ("svr", "linear")
+
+
+def make_regressor(model: str, dim: int):
+    """An unfitted scikit-learn regressor for fingerprints of ``dim`` numbers, standardised first.
+    ``"svr"``: RBF support vector regression on a standardised target (so that its epsilon tube does not depend
+    on the property's units), with C and the kernel width chosen by an inner 3-fold grid search on the training
+    folds only; ``"linear"``: ridge regression with its penalty chosen by efficient leave-one-out."""
+    if model == "svr":
+        svr = make_pipeline(StandardScaler(), SVR(kernel="rbf", epsilon=0.05))
+        grid = {"svr__C": [1.0, 10.0, 100.0], "svr__gamma": [0.01 / dim, 0.1 / dim, 1.0 / dim]}
+        return TransformedTargetRegressor(GridSearchCV(svr, grid, cv=3), transformer=StandardScaler())
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+
+
+def as_fingerprints(fingerprints) -> np.ndarray:
+    """Fingerprints as a finite ``(n, latent)`` float array; a map ``(rows, cols, latent)`` is flattened."""
+    z = np.asarray(fingerprints, dtype=float)
+    if z.ndim == 3:
+        z = z.reshape(-1, z.shape[-1])
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise InputError(f"fingerprints must be (n, latent) or a map (rows, cols, latent); got shape {z.shape}.")
+    if not np.isfinite(z).all():
+        raise InputError("the fingerprints hold NaN or infinite values; encode the images again.")
+    return z
+
+
+def embed(fingerprints, method: str = "pca", perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
+    """A 2D embedding ``(n, 2)`` of fingerprints: their first two principal components, or t-SNE initialised
+    with PCA (paper 001 section 2.8). The perplexity is lowered to ``(n - 1) / 3`` for small sets."""
+    z = as_fingerprints(fingerprints)
+    if z.shape[0] < 3:
+        raise InputError(f"an embedding needs at least 3 fingerprints; got {z.shape[0]}.")
+    if method == "pca":
+        scores = PCA(n_components=min(2, z.shape[1]), random_state=seed).fit_transform(z)
+        return np.pad(scores, ((0, 0), (0, 2 - scores.shape[1])))
+    if method == "tsne":
+        tsne = TSNE(n_components=2, init="pca", perplexity=min(perplexity, (z.shape[0] - 1) / 3.0),
+                    random_state=seed)
+        return tsne.fit_transform(z)
+    raise InputError(f"unknown embedding {method!r}; use 'pca' or 'tsne'.")
+
+
+@dataclass
+class PropertyReport:
+    """Cross-validated prediction of a property from fingerprints. ``predictions`` holds each sample's
+    out-of-fold prediction, ``fold`` the fold that predicted it; ``r2`` and ``mape`` (mean absolute percentage
+    error, in %, the "mean percentage error" of paper 001 Table 1) are over all out-of-fold predictions,
+    ``fold_mape`` per fold, ``mae`` in the property's units."""
+
+    model: str
+    values: np.ndarray
+    predictions: np.ndarray
+    fold: np.ndarray
+    r2: float
+    mape: float
+    mae: float
+    fold_mape: np.ndarray
+
+    def summary(self) -> str:
+        return (f"{self.model}: R² {self.r2:.3f}, mean percentage error {self.mape:.2f} % "
+                f"(± {self.fold_mape.std():.2f} over {len(self.fold_mape)} folds), MAE {self.mae:.4g}")
+
+
+def _splits(n: int, folds: int, groups, seed: int, y=None, stratify: bool = False):
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise InputError(f"groups need one entry per fingerprint ({n}); got shape {groups.shape}.")
+        if np.unique(groups).size < 2:
+            raise InputError("leave-one-group-out needs at least two groups (images).")
+        return list(LeaveOneGroupOut().split(np.zeros(n), groups=groups))
+    if folds < 2 or n < folds:
+        raise InputError(f"{n} samples are too few for {folds}-fold cross-validation; "
+                         f"use at most {max(n, 2)} folds and at least 2, or add samples.")
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed) if stratify else \
+        KFold(folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(n), y))
+
+
+def fit_property(fingerprints, values, model: str = "svr", folds: int = 10, groups=None,
+                 seed: int = 0) -> PropertyReport:
+    """Predict a property from fingerprints with ``folds``-fold cross-validation (paper 001 section 2.7: SVR;
+    ``"linear"``: ridge regression; see :func:`make_regressor`). With ``groups`` (for
+    example the image each patch came from) the folds are leave-one-group-out instead (paper 002 Table 3)."""
+    z = as_fingerprints(fingerprints)
+    y = np.asarray(values, dtype=float).ravel()
+    if y.shape[0] != z.shape[0]:
+        raise InputError(f"{z.shape[0]} fingerprints but {y.shape[0]} property values; give one value each.")
+    if not np.isfinite(y).all():
+        raise InputError("the property values hold NaN or infinite values.")
+    if model not in REGRESSORS:
+        raise InputError(f"unknown regression model {model!r}; use {' or '.join(REGRESSORS)}.")
+    predictions, fold = np.empty_like(y), np.empty(len(y), dtype=int)
+    for k, (train, test) in enumerate(_splits(len(y), folds, groups, seed)):
+        predictions[test] = make_regressor(model, z.shape[1]).fit(z[train], y[train]).predict(z[test])
+        fold[test] = k
+    pct = 100.0 * np.abs(predictions - y) / np.maximum(np.abs(y), 1e-12)
+    fold_mape = np.array([pct[fold == k].mean() for k in range(fold.max() + 1)])
+    return PropertyReport(model, y, predictions, fold, float(r2_score(y, predictions)), float(pct.mean()),
+                          float(np.abs(predictions - y).mean()), fold_mape)
+
+
+@dataclass
+class ClassReport:
+    """Cross-validated SVM classification of fingerprints: per-sample out-of-fold predictions and accuracy."""
+
+    labels: np.ndarray
+    predictions: np.ndarray
+    accuracy: float
+    chance: float
+
+    def summary(self) -> str:
+        return f"SVM: accuracy {100 * self.accuracy:.1f} % (chance {100 * self.chance:.1f} %)"
+
+
+def classify(fingerprints, labels, folds: int = 10, groups=None, seed: int = 0) -> ClassReport:
+    """SVM (RBF) classification of fingerprints into classes (e.g. process routes, paper 002 section 4.4) with
+    stratified ``folds``-fold or leave-one-group-out cross-validation; ``chance`` is the majority-class share."""
+    z = as_fingerprints(fingerprints)
+    y = np.asarray(labels).ravel()
+    if y.shape[0] != z.shape[0]:
+        raise InputError(f"{z.shape[0]} fingerprints but {y.shape[0]} labels; give one label each.")
+    classes, counts = np.unique(y, return_counts=True)
+    if classes.size < 2:
+        raise InputError("classification needs at least two classes.")
+    if groups is None and counts.min() < folds:
+        raise InputError(f"the smallest class has {counts.min()} samples, too few for {folds} folds; "
+                         "lower the folds or add samples.")
+    predictions = np.empty_like(y)
+    pipeline = make_pipeline(StandardScaler(), SVC(kernel="rbf", C=10.0))
+    for train, test in _splits(len(y), folds, groups, seed, y=y, stratify=True):
+        predictions[test] = clone(pipeline).fit(z[train], y[train]).predict(z[test])
+    return ClassReport(y, predictions, float(np.mean(predictions == y)), float(counts.max() / counts.sum()))

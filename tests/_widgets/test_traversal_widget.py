@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+
+from napari_microfingerprint import decode, encode, make_grain_structure, train_vae
+from napari_microfingerprint._widgets.encoding import EncodingWidget
+from napari_microfingerprint._widgets.reconstruction import MODES, ReconstructionWidget
+from napari_microfingerprint._widgets.traversal import TraversalWidget
+
+PLUGIN = "napari-microfingerprint"
+
+
+@pytest.fixture(scope="module")
+def model():
+    images = [make_grain_structure((96, 96), stage="late", seed=s, device="cpu") for s in range(2)]
+    return train_vae(images, architecture="conv", patch_size=64, latent_dim=8, epochs=3, batch_size=8,
+                     patches_per_image=24, device="cpu", learning_rate=2e-3)
+
+
+def _grains(viewer, seed, size=128):
+    return viewer.add_labels(make_grain_structure((size, size), stage="late", seed=seed, device="cpu"),
+                             name=f"grains {seed}")
+
+
+def _wait(widget, qtbot):
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=120_000)
+
+
+def test_sweep_writes_stacked_layers_and_the_model_comes_from_the_encoder(make_napari_viewer, qtbot, messages,
+                                                                          model):
+    viewer = make_napari_viewer()
+    _, encoder = viewer.window.add_plugin_dock_widget(PLUGIN, "VAE encoding")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Latent traversal")
+    assert isinstance(widget, TraversalWidget) and isinstance(encoder, EncodingWidget)
+    encoder.model = model
+    widget.use_encoding_model()
+    assert widget.model is model and widget.dim.max == 7
+    source = _grains(viewer, 5)
+    widget.source.value = source
+    widget.method.value = "sweep one dimension"
+    widget.dim.value = 3
+    widget.steps.value = 6
+    widget.run_walk()
+    _wait(widget, qtbot)
+    image, labels = viewer.layers[-2], viewer.layers[-1]
+    assert image.data.shape == labels.data.shape == (6, 64, 64)
+    assert "sweep" in image.name and "grains 5" in image.name
+    z = image.metadata["latent_walk"]["z"]
+    np.testing.assert_allclose(z[:, 3], np.linspace(-4, 4, 6), atol=1e-6)
+    # the start is the central patch's fingerprint, and the layer holds the decodings of the walk
+    start = encode(model, np.asarray(source.data)[32:96, 32:96])
+    np.testing.assert_allclose(np.delete(z, 3, axis=1), np.repeat(np.delete(start, 3)[None], 6, axis=0), atol=1e-5)
+    np.testing.assert_allclose(image.data, decode(model, z), atol=1e-5)
+    assert len(labels.metadata["grain_summaries"]) == 6 and len(image.metadata["latent_walk"]["ood"]) == 6
+    assert any("central 64 x 64 patch" in m for m in messages["info"]) and messages["error"] == []
+
+
+def test_path_and_sending_a_step_to_reconstruction(make_napari_viewer, qtbot, messages, model):
+    viewer = make_napari_viewer()
+    widget = TraversalWidget(viewer)
+    widget.set_model(model, "test")
+    a, b = _grains(viewer, 1, 64), _grains(viewer, 2, 64)
+    widget.method.value = "path between two layers"
+    widget.source.value, widget.other.value = a, b
+    widget.steps.value = 4
+    widget.run_walk()
+    _wait(widget, qtbot)
+    walk = widget.walk
+    assert walk.images.shape == (4, 64, 64)
+    np.testing.assert_allclose(walk.images[-1], decode(model, encode(model, b.data)), atol=1e-5)
+    viewer.dims.set_current_step(0, 2)
+    phases = widget.send_to_reconstruction()
+    recon = next(w for w in viewer.window.dock_widgets.values() if isinstance(w, ReconstructionWidget))
+    assert recon.source.value is phases and recon.mode.value == MODES[0]
+    assert phases.data.shape == (64, 64) and set(np.unique(phases.data)) <= {0, 1}
+    assert phases.metadata["latent_walk_step"] == 2 and (recon.size_y.value, recon.size_x.value) == (64, 64)
+    assert messages["error"] == []
+
+
+def test_analysis_embeds_fits_and_shows_a_clicked_patch(make_napari_viewer, qtbot, messages, model):
+    viewer = make_napari_viewer()
+    widget = TraversalWidget(viewer)
+    widget.set_model(model, "test")
+    layers = [_grains(viewer, s) for s in (3, 4)]
+    widget.analysis_layers.value = layers
+    widget.stride.value = 16
+    widget.property.value = "mean grain area"
+    widget.folds.value = 5
+    widget.run_analysis()
+    _wait(widget, qtbot)
+    rep = widget.points["report"]
+    assert len(rep.values) == 2 * 25 and widget.points["xy"].shape == (50, 2)
+    assert "mean grain area from fingerprints" in widget.report.text() and "R²" in widget.report.text()
+    shown = widget.show_point(30)  # the 6th window of the second layer: row 1, column 0
+    np.testing.assert_array_equal(shown.data, np.asarray(layers[1].data)[16:80, 0:64])
+    assert shown.metadata["source"] == layers[1].name
+    assert messages["error"] == []
+
+
+def test_bad_input_notifications(make_napari_viewer, qtbot, messages, model):
+    viewer = make_napari_viewer()
+    widget = TraversalWidget(viewer)
+    small = viewer.add_image(np.random.default_rng(0).random((32, 32)), name="small")
+    widget.source.value = small
+    widget.run_walk()
+    assert "no model" in messages["error"][-1]
+    widget.use_encoding_model()
+    assert "encoding widget is not open" in messages["error"][-1]
+    widget.set_model(model, "test")
+    widget.run_walk()
+    assert "smaller than the model's patch" in messages["error"][-1]
+    widget.source.value = _grains(viewer, 7, 64)
+    widget.method.value = "Gaussian cloud"
+    widget.gamma.value = 0.0
+    widget.run_walk()
+    assert "gamma must be positive" in messages["error"][-1]
+    widget.method.value = "sample like the layer"
+    widget.run_walk()
+    assert "gives one" in messages["error"][-1]
+    widget.analysis_layers.value = [widget.source.value]
+    widget.folds.value = 10
+    widget.property.value = "mean grain area"
+    widget.run_analysis()
+    assert "too few for 10-fold" in messages["error"][-1]
+    widget.send_to_reconstruction()
+    assert "no walk" in messages["error"][-1]
+    assert [layer.name for layer in viewer.layers] == ["small", "grains 7"]
