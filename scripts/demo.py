@@ -4,7 +4,11 @@
    ``out/demo_segmentation.png`` (a screenshot of the whole window) and ``out/demo_grains.csv`` (the grain table)
    and prints the summary and the first rows of the table;
 2. reconstruct a 64^3 volume from a 64 x 64 crop of the real ceramics micrograph (3D reconstruction widget); writes
-   ``out/demo_reconstruction.png`` and prints the per-axis descriptor errors.
+   ``out/demo_reconstruction.png`` and prints the per-axis descriptor errors;
+3. micrograph -> fingerprint -> new 2D structure -> 3D volume: train a small VAE on the ceramics micrograph
+   (VAE encoding widget), encode it into a fingerprint map, sample new structures from its fingerprints (Latent
+   traversal widget), send one to the 3D reconstruction widget and reconstruct a 64^3 volume from it; writes
+   ``out/demo_pipeline.png``.
 """
 from __future__ import annotations
 
@@ -74,13 +78,52 @@ def main() -> None:
     rec.run()
     wait_until(lambda: rec.result is not None)
     crop.visible = False
+    print(rec.report.text())
+    save_screenshot(viewer, "demo_reconstruction.png")
+    pipeline()
+
+
+def save_screenshot(viewer: napari.Viewer, name: str) -> None:
+    """Let the window redraw, save a screenshot of it to ``out/name`` and close it."""
     for _ in range(20):
         QApplication.processEvents()
         time.sleep(0.05)
-    print(rec.report.text())
-    imsave(OUT / "demo_reconstruction.png", np.asarray(viewer.screenshot(canvas_only=False, flash=False)))
-    print(f"screenshot: {OUT / 'demo_reconstruction.png'}")
+    imsave(OUT / name, np.asarray(viewer.screenshot(canvas_only=False, flash=False)))
+    print(f"screenshot: {OUT / name}")
     viewer.close()
+
+
+def pipeline() -> None:
+    """Micrograph -> VAE fingerprint map -> sampled new 2D structures -> 3D volume, all through the widgets."""
+    viewer = napari.Viewer(title="napari-microfingerprint demo: micrograph to fingerprint to 3D")
+    viewer.window.resize(1700, 1100)
+    [ceramics] = viewer.open_sample(PLUGIN, "ceramics")
+    _, enc = viewer.window.add_plugin_dock_widget(PLUGIN, "VAE encoding")
+    enc.train_layers.value = [ceramics]
+    enc.latent_dim.value, enc.epochs.value, enc.patches.value, enc.device.value = 16, 4, 96, "cpu"
+    enc.run_training()
+    wait_until(lambda: enc.model is not None and enc.progress.worker is None)
+    print(enc.status.text())
+    enc.encode_layer.value = ceramics
+    enc.stride.value = 16
+    enc.run_encode()  # fingerprints in the layer's metadata and a PCA-coloured fingerprint map
+    _, trav = viewer.window.add_plugin_dock_widget(PLUGIN, "Latent traversal")
+    trav.use_encoding_model()
+    trav.source.value = ceramics
+    trav.method.value = "sample like the layer"
+    trav.steps.value = 6
+    trav.run_walk()
+    wait_until(lambda: trav.walk is not None and trav.progress.worker is None)
+    print(trav.report.text())
+    viewer.dims.set_current_step(0, 1)
+    target = trav.send_to_reconstruction()
+    rec = next(w for w in viewer.window.dock_widgets.values() if type(w).__name__ == "ReconstructionWidget")
+    rec.run()
+    wait_until(lambda: rec.result is not None)
+    for layer in viewer.layers:
+        layer.visible = layer.name.startswith(f"{target.name} reconstruction") and "soft" not in layer.name
+    print(rec.report.text())
+    save_screenshot(viewer, "demo_pipeline.png")
 
 
 if __name__ == "__main__":

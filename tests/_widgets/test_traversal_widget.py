@@ -93,7 +93,38 @@ def test_analysis_embeds_fits_and_shows_a_clicked_patch(make_napari_viewer, qtbo
     shown = widget.show_point(30)  # the 6th window of the second layer: row 1, column 0
     np.testing.assert_array_equal(shown.data, np.asarray(layers[1].data)[16:80, 0:64])
     assert shown.metadata["source"] == layers[1].name
+    widget.validation.value = "leave one layer out"
+    widget.embedding.value = "tsne"
+    widget.run_analysis()
+    _wait(widget, qtbot)
+    np.testing.assert_array_equal(widget.points["report"].fold, np.repeat([0, 1], 25))  # each layer once
+    assert "leaving one layer out" in widget.report.text()
     assert messages["error"] == []
+
+
+def test_a_point_of_a_fingerprint_map_is_a_source(make_napari_viewer, qtbot, messages, model):
+    viewer = make_napari_viewer()
+    encoder = EncodingWidget(viewer)
+    encoder.model = model
+    layer = _grains(viewer, 6)
+    encoder.encode_layer.value = layer
+    encoder.stride.value = 32
+    fmap = encoder.run_encode()
+    widget = TraversalWidget(viewer)
+    widget.set_model(model, "test")
+    widget.source.value = fmap
+    widget.row.value, widget.col.value = 2, 1
+    widget.method.value = "Gaussian cloud"
+    widget.gamma.value = 0.2
+    widget.steps.value = 5
+    widget.run_walk()
+    _wait(widget, qtbot)
+    centre = encode(model, np.asarray(layer.data)[64:128, 32:96])
+    assert widget.walk.z.shape == (5, 8)
+    np.testing.assert_allclose(widget.walk.z.mean(0), centre, atol=0.2 * 4 / np.sqrt(5))
+    widget.row.value = 5
+    widget.run_walk()
+    assert "outside it" in messages["error"][-1]
 
 
 def test_bad_input_notifications(make_napari_viewer, qtbot, messages, model):

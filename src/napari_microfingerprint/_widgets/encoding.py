@@ -133,8 +133,10 @@ class EncodingWidget(QWidget):
         if len(kinds) > 1:
             raise InputError("mix of Image and Labels layers: a model learns either intensities or grain maps.")
         transform = self.transform.value
-        if transform == "auto":
-            transform = "distance" if kinds == {True} else "percentile"
+        if transform == "auto" and kinds == {True}:  # grain maps → distance maps, phase maps stay as they are
+            transform = "distance" if all(np.unique(im).size > 2 for im in images) else "intensity"
+        elif transform == "auto":
+            transform = "percentile"
         return images, transform, ", ".join(layer.name for layer in layers)
 
     def run_training(self):

@@ -32,6 +32,7 @@ PLUGIN = "napari-microfingerprint"
 METHODS = ("sweep one dimension", "path between two layers", "Gaussian cloud", "sample like the layer",
            "decoder probes")
 PROPERTIES = ("phase fraction", "mean grain area", "values from a CSV file")
+VALIDATIONS = ("k-fold", "leave one layer out")
 
 
 def _dock_widget(viewer: napari.viewer.Viewer, cls: type) -> Any:
@@ -106,8 +107,10 @@ class TraversalWidget(QWidget):
         self.csv = FileEdit(label="CSV (one value per window)", mode="r", filter="*.csv")
         self.regressor = ComboBox(label="regression", choices=list(REGRESSORS))
         self.folds = SpinBox(label="folds", value=10, min=2, max=100)
+        self.validation = ComboBox(label="validation", choices=list(VALIDATIONS),
+                                   tooltip="k-fold (paper 001 3.4) or leave one layer out (paper 002 Table 3)")
         analysis_form = Container(widgets=[self.analysis_layers, self.stride, self.embedding, self.property,
-                                           self.csv, self.regressor, self.folds])
+                                           self.csv, self.regressor, self.validation, self.folds])
         self.analyse_button = QPushButton("Embed and fit the property")
         self.analyse_button.clicked.connect(self.run_analysis)
 
@@ -342,7 +345,11 @@ class TraversalWidget(QWidget):
             zs = [self._layer_fingerprints(layer) for layer in layers]
             values = self._property_values(layers, [len(z) for z in zs])
             z = np.concatenate(zs)
-            if len(z) < self.folds.value:
+            groups = np.repeat(np.arange(len(zs)), [len(g) for g in zs])
+            if self.validation.value == "leave one layer out":
+                if len(layers) < 2:
+                    raise InputError("leaving one layer out needs at least two layers; select more or use k-fold.")
+            elif len(z) < self.folds.value:
                 raise InputError(f"{len(z)} windows are too few for {self.folds.value}-fold cross-validation; "
                                  "lower the stride or the folds, or add layers.")
         except Exception as err:  # noqa: BLE001
@@ -352,20 +359,22 @@ class TraversalWidget(QWidget):
         stride = self.stride.value or max(1, p // 2)
         sources = [(layer, corner) for layer in layers for corner in _windows(self._layer_data(layer), p, stride)[1]]
         kwargs = {"z": z, "values": values, "method": self.embedding.value, "model": self.regressor.value,
-                  "folds": self.folds.value}
+                  "folds": self.folds.value,
+                  "groups": groups if self.validation.value == "leave one layer out" else None}
 
-        def work(z, values, method, model, folds) -> Generator[Progress, None, tuple]:
+        def work(z, values, method, model, folds, groups) -> Generator[Progress, None, tuple]:
             yield Progress(0, 2, f"embedding ({method})")
             xy = embed(z, method=method)
-            yield Progress(1, 2, f"{folds}-fold {model}")
-            return xy, fit_property(z, values, model=model, folds=folds)
+            yield Progress(1, 2, f"cross-validating {model}")
+            return xy, fit_property(z, values, model=model, folds=folds, groups=groups)
 
         def done(result: tuple) -> None:
             xy, rep = result
             self.points = {"xy": xy, "sources": sources, "report": rep}
             self.scatter.show(xy, values, f"{self.embedding.value.upper()} of {len(z)} fingerprints",
                               self.property.value)
-            self.report.setText(f"{self.property.value} from fingerprints, {rep.summary()}")
+            how = "leaving one layer out" if kwargs["groups"] is not None else f"{self.folds.value}-fold"
+            self.report.setText(f"{self.property.value} from fingerprints ({how}), {rep.summary()}")
 
         return self.progress.start(work, done, "Fingerprint analysis", **kwargs)
 

@@ -145,3 +145,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_weights(monkeypatch):
     z = encode(model, images[0][:64, :64])
     assert np.isfinite(z).all()
     np.testing.assert_allclose(z, encode(good, images[0][:64, :64]), atol=1e-6)  # the epoch-1 weights
+
+
+def test_auto_transform_tells_label_maps_from_8_bit_micrographs():
+    grains = make_grain_structure((64, 64), stage="late", seed=0, device="cpu")
+    micrograph = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
+    assert training._as_inputs([grains], "auto", 64)[1] == "distance"
+    assert training._as_inputs([micrograph], "auto", 64)[1] == "percentile"
+    assert training._as_inputs([grains, micrograph], "auto", 64)[1] == "percentile"

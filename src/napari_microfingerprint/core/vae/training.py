@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..io import guess_layer_type
 from ..segmentation import labels_to_distance
 from ..validation import InputError, check_greyscale, check_labels
 from . import losses
@@ -96,14 +97,15 @@ def transform_input(image: np.ndarray, transform: str, percentiles: Sequence[flo
 
 
 def _as_inputs(images: Sequence[np.ndarray], transform: str, patch_size: int) -> tuple[list[np.ndarray], str]:
-    """Validated, transformed 2D arrays. ``"auto"`` picks distance maps for integer label maps with more than two
-    values and the per-image white balance otherwise."""
+    """Validated, transformed 2D arrays. ``"auto"`` picks distance maps when every array looks like a label map
+    with more than two labels (:func:`~..io.guess_layer_type`; 8-bit micrographs do not) and the per-image white
+    balance otherwise."""
     if not images:
         raise InputError("no training images were given.")
     arrays = [np.asarray(im) for im in images]
     if transform == "auto":
-        transform = "distance" if all(np.issubdtype(a.dtype, np.integer) and np.unique(a).size > 2 for a in arrays) \
-            else "percentile"
+        grains = all(guess_layer_type(a) == "labels" and np.unique(a).size > 2 for a in arrays)
+        transform = "distance" if grains else "percentile"
     if transform not in TRANSFORMS[1:]:
         raise InputError(f"unknown input transform {transform!r}; use one of {', '.join(TRANSFORMS)}.")
     for k, a in enumerate(arrays):
