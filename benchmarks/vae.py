@@ -11,7 +11,7 @@ the model trains on, and how well the first principal component of the fingerpri
 fingerprints unrotated patches and predicts each patch's phase fraction with SVR and ridge regression
 (10-fold, as paper 001 section 3.4; and leave-one-image-out), and saves a t-SNE map coloured by phase fraction
 to ``docs/microlib_tsne.png``. Tables go to stdout and ``benchmarks/results/vae_<part>.json``; the trained models
-to ``benchmarks/results/``.
+to ``benchmarks/results/model_*.{safetensors,json}``.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def grains(args) -> None:
                                    seed=0))
     train_s = time.perf_counter() - start
     model.net.cpu().eval()
-    save_model(model, RESULTS / "vae_grains")
+    save_model(model, RESULTS / "model_grains")
     rng = np.random.default_rng(123)
     rows, pcs, stage_of = [], [], []
     for stage in STAGES:
@@ -143,7 +143,7 @@ def microlib(args) -> None:
                                    seed=0, transform="intensity"))
     train_s = time.perf_counter() - start
     model.net.cpu().eval()
-    save_model(model, RESULTS / "vae_microlib")
+    save_model(model, RESULTS / "model_microlib")
     rng = np.random.default_rng(7)
     patches, groups = [], []
     p = args.patch

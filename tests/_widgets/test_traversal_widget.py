@@ -155,3 +155,21 @@ def test_bad_input_notifications(make_napari_viewer, qtbot, messages, model):
     widget.send_to_reconstruction()
     assert "no walk" in messages["error"][-1]
     assert [layer.name for layer in viewer.layers] == ["small", "grains 7"]
+
+
+def test_progress_row_ends_done_or_failed(make_napari_viewer, qtbot, messages, model):
+    viewer = make_napari_viewer()
+    widget = TraversalWidget(viewer)
+    widget.set_model(model, "test")
+    widget.source.value = _grains(viewer, 8, 64)
+    widget.run_walk()
+    _wait(widget, qtbot)
+    assert widget.progress.bar.format() == "done" and widget.progress.bar.value() == widget.progress.bar.maximum()
+
+    def broken():
+        yield from ()
+        raise ValueError("boom")
+
+    widget.progress.start(broken, lambda _: None, "test run")
+    _wait(widget, qtbot)
+    assert widget.progress.bar.format() == "failed" and "boom" in messages["error"][-1]

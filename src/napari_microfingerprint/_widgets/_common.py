@@ -73,6 +73,7 @@ class ProgressRow(QWidget):
         layout.addWidget(self.cancel_button)
         self.worker: GeneratorWorker | None = None
         self.cancel_event: threading.Event | None = None
+        self.outcome = "done"
 
     def start(
         self,
@@ -89,6 +90,7 @@ class ProgressRow(QWidget):
         abandoning the worker."""
         def finish(result: Any) -> None:
             if isinstance(result, _Failure):
+                self.outcome = "failed"
                 report_error(result.error, context)
             else:
                 on_done(result)
@@ -101,6 +103,7 @@ class ProgressRow(QWidget):
         worker.returned.connect(finish)
         worker.finished.connect(self._on_finished)
         self.worker = worker
+        self.outcome = "done"
         self.cancel_event = cancel_event
         self.cancel_button.setEnabled(True)
         self.bar.setFormat(context)
@@ -114,6 +117,9 @@ class ProgressRow(QWidget):
 
     def _on_finished(self) -> None:
         self.cancel_button.setEnabled(False)
+        if self.cancel_event is None or not self.cancel_event.is_set():
+            self.bar.setValue(self.bar.maximum() if self.outcome == "done" else 0)
+            self.bar.setFormat(self.outcome)
         self.worker = None
 
     def cancel(self) -> None:

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from napari_microfingerprint import InputError, make_grain_structure, make_two_phase
 from napari_microfingerprint.core.vae import training
@@ -42,6 +43,11 @@ def test_corrupt_and_mismatched_files_are_refused(grain_model, tmp_path):
     (tmp_path / "n.json").write_text(cfg)
     with pytest.raises(InputError, match="do not fit"):
         load_model(tmp_path / "n")
+    save_model(grain_model, tmp_path / "r")  # weights of a conv model under a resnet18 config
+    cfg = (tmp_path / "r.json").read_text().replace('"architecture": "conv"', '"architecture": "resnet18"')
+    (tmp_path / "r.json").write_text(cfg)
+    with pytest.raises(InputError, match="do not fit a resnet18 model"):
+        load_model(tmp_path / "r")
     (tmp_path / "o.json").write_text("{}")
     with pytest.raises(InputError, match="not a napari-microfingerprint VAE"):
         load_model(tmp_path / "o")
@@ -153,3 +159,14 @@ def test_auto_transform_tells_label_maps_from_8_bit_micrographs():
     assert training._as_inputs([grains], "auto", 64)[1] == "distance"
     assert training._as_inputs([micrograph], "auto", 64)[1] == "percentile"
     assert training._as_inputs([grains, micrograph], "auto", 64)[1] == "percentile"
+
+
+def test_custom_channels_are_trained_saved_and_loaded(tmp_path):
+    images = [make_two_phase((96, 96), 0.5, 3.0, seed=s).astype(float) for s in range(2)]
+    model = train_vae(images, patch_size=64, latent_dim=4, epochs=1, batch_size=8, patches_per_image=16,
+                      channels=(8, 16, 24), device="cpu")
+    convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs[:6]] == [8, 8, 16, 16, 24, 24]  # two 3x3 convolutions per block
+    save_model(model, tmp_path / "small")
+    back = load_model(tmp_path / "small")
+    np.testing.assert_array_equal(encode(back, images[0][:64, :64]), encode(model, images[0][:64, :64]))

@@ -48,7 +48,8 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
     except Exception as err:  # safetensors raises several error types for truncated or corrupt files
         raise InputError(f"weights {base.with_suffix('.safetensors').name} could not be read "
                          f"({type(err).__name__}: {err}); the file is corrupt or truncated.") from err
-    net = build_model(config["architecture"], patch_size=config["patch_size"], latent_dim=config["latent_dim"])
+    net = build_model(config["architecture"], patch_size=config["patch_size"], latent_dim=config["latent_dim"],
+                      **config.get("model_options", {}))
     try:
         net.load_state_dict(weights, strict=True)
     except RuntimeError as err:

@@ -150,6 +150,7 @@ def train_vae_iter(
     device: str = "auto",
     cancel: threading.Event | None = None,
     resume: VAEModel | None = None,
+    channels: Sequence[int] | None = None,
 ) -> Generator[TrainingProgress, None, VAEModel]:
     """Generator form of :func:`train_vae`: yields :class:`TrainingProgress` per batch (and per epoch, with
     example reconstructions) and returns the model with the best validation loss. Training stops early after
@@ -184,7 +185,10 @@ def train_vae_iter(
                   "offset": float(lo), "scale": float(max(hi - lo, 1e-6)),
                   "data": {"images": len(inputs), "shapes": [list(a.shape) for a in inputs],
                            "patches": int(len(patches)), "split": [len(train_idx), len(val_idx), len(test_idx)]}}
-        net = build_model(architecture, patch_size=patch_size, latent_dim=config["latent_dim"])
+        config["model_options"] = {} if channels is None else \
+            {("decoder_channels" if architecture == "texture" else "channels"): [int(c) for c in channels]}
+        net = build_model(architecture, patch_size=patch_size, latent_dim=config["latent_dim"],
+                          **config["model_options"])
         model = VAEModel(net, config)
     cfg = model.config
     data = torch.from_numpy(model.normalise(patches)).unsqueeze(1)
