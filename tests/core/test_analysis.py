@@ -73,3 +73,13 @@ def test_bad_input():
         embed(z, "umap")
     with pytest.raises(InputError, match="too few for 10 folds"):
         classify(z, np.arange(8) % 2)
+
+
+def test_zero_values_are_left_out_of_the_percentage_error():
+    z, y = _linear_data(n=100)
+    y = np.abs(y)
+    y[:7] = 0.0
+    rep = fit_property(z, y, model="linear", folds=5)
+    keep = y > 0
+    np.testing.assert_allclose(rep.mape, 100 * np.mean(np.abs(rep.predictions - y)[keep] / y[keep]))
+    assert rep.zero_values == 7 and np.isfinite(rep.mape) and "7 zero values" in rep.summary()

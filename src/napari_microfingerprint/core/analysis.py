@@ -68,7 +68,8 @@ class PropertyReport:
     """Cross-validated prediction of a property from fingerprints. ``predictions`` holds each sample's
     out-of-fold prediction, ``fold`` the fold that predicted it; ``r2`` and ``mape`` (mean absolute percentage
     error, in %, the "mean percentage error" of paper 001 Table 1) are over all out-of-fold predictions,
-    ``fold_mape`` per fold, ``mae`` in the property's units."""
+    ``fold_mape`` per fold, ``mae`` in the property's units. Percentage errors are undefined where the true value
+    is zero: those samples (``zero_values`` of them) count in ``r2`` and ``mae`` but not in ``mape``."""
 
     model: str
     values: np.ndarray
@@ -78,10 +79,12 @@ class PropertyReport:
     mape: float
     mae: float
     fold_mape: np.ndarray
+    zero_values: int = 0
 
     def summary(self) -> str:
+        zeros = f"; {self.zero_values} zero values left out of the percentage" if self.zero_values else ""
         return (f"{self.model}: R² {self.r2:.3f}, mean percentage error {self.mape:.2f} % "
-                f"(± {self.fold_mape.std():.2f} over {len(self.fold_mape)} folds), MAE {self.mae:.4g}")
+                f"(± {np.nanstd(self.fold_mape):.2f} over {len(self.fold_mape)} folds), MAE {self.mae:.4g}{zeros}")
 
 
 def _splits(n: int, folds: int, groups, seed: int, y=None, stratify: bool = False):
@@ -117,10 +120,15 @@ def fit_property(fingerprints, values, model: str = "svr", folds: int = 10, grou
     for k, (train, test) in enumerate(_splits(len(y), folds, groups, seed)):
         predictions[test] = make_regressor(model, z.shape[1]).fit(z[train], y[train]).predict(z[test])
         fold[test] = k
-    pct = 100.0 * np.abs(predictions - y) / np.maximum(np.abs(y), 1e-12)
-    fold_mape = np.array([pct[fold == k].mean() for k in range(fold.max() + 1)])
-    return PropertyReport(model, y, predictions, fold, float(r2_score(y, predictions)), float(pct.mean()),
-                          float(np.abs(predictions - y).mean()), fold_mape)
+    nonzero = np.abs(y) > 1e-9 * max(float(np.abs(y).max()), 1e-300)
+    pct = np.full(len(y), np.nan)
+    pct[nonzero] = 100.0 * np.abs(predictions - y)[nonzero] / np.abs(y)[nonzero]
+    with np.errstate(invalid="ignore"):
+        fold_mape = np.array([np.nanmean(pct[fold == k]) if nonzero[fold == k].any() else np.nan
+                              for k in range(fold.max() + 1)])
+    return PropertyReport(model, y, predictions, fold, float(r2_score(y, predictions)),
+                          float(np.nanmean(pct)) if nonzero.any() else float("nan"),
+                          float(np.abs(predictions - y).mean()), fold_mape, int((~nonzero).sum()))
 
 
 @dataclass
