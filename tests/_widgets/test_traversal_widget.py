@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_microfingerprint import decode, encode, make_grain_structure, train_vae
+from napari_microfingerprint import decode, encode, grain_statistics, make_grain_structure, train_vae
 from napari_microfingerprint._widgets.encoding import EncodingWidget
 from napari_microfingerprint._widgets.reconstruction import MODES, ReconstructionWidget
 from napari_microfingerprint._widgets.traversal import TraversalWidget
@@ -99,6 +99,11 @@ def test_analysis_embeds_fits_and_shows_a_clicked_patch(make_napari_viewer, qtbo
     _wait(widget, qtbot)
     np.testing.assert_array_equal(widget.points["report"].fold, np.repeat([0, 1], 25))  # each layer once
     assert "leaving one layer out" in widget.report.text()
+    widget.property.value = "R-n slope"
+    widget.run_analysis()
+    _wait(widget, qtbot)
+    slope = grain_statistics(np.asarray(layers[0].data)[:64, :64])[1]["rn_slope"]
+    assert widget.points["report"].values[0] == pytest.approx(slope)
     assert messages["error"] == []
 
 

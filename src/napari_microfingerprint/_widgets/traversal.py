@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 PLUGIN = "napari-microfingerprint"
 METHODS = ("sweep one dimension", "path between two layers", "Gaussian cloud", "sample like the layer",
            "decoder probes")
-PROPERTIES = ("phase fraction", "mean grain area", "values from a CSV file")
+PROPERTIES = ("phase fraction", "mean grain area", "R-n slope", "values from a CSV file")
 VALIDATIONS = ("k-fold", "leave one layer out")
 
 
@@ -52,7 +52,8 @@ def _windows(data: np.ndarray, patch: int, stride: int) -> tuple[np.ndarray, lis
 
 def window_property(window: np.ndarray, name: str, is_labels: bool) -> float:
     """A property of one window from the Segmentation core: the phase fraction (the brightest phase of an Otsu
-    segmentation, or labels > 0 for a Labels layer) or the mean grain area in pixels (Labels layers)."""
+    segmentation, or labels > 0 for a Labels layer), the mean grain area in pixels or the slope of the grain
+    radius against the neighbour count (R-n, paper 000 Fig. 4; Labels layers)."""
     if name == "phase fraction":
         if is_labels:
             return float((window > 0).mean())
@@ -60,8 +61,14 @@ def window_property(window: np.ndarray, name: str, is_labels: bool) -> float:
             return 0.0
         return float((segment_phases(window, 2, denoise_method="none", min_size=0) == 1).mean())
     if not is_labels:
-        raise InputError("the mean grain area needs a grain Labels layer; segment the grains first.")
-    return float(grain_statistics(window)[1]["mean_area"])
+        raise InputError(f"the {name} needs a grain Labels layer; segment the grains first.")
+    summary = grain_statistics(window)[1]
+    if name == "R-n slope":
+        if not np.isfinite(summary["rn_slope"]):
+            raise InputError("a window holds too few inner grains for an R-n slope; raise the stride's patch or "
+                             "choose another property.")
+        return float(summary["rn_slope"])
+    return float(summary["mean_area"])
 
 
 class TraversalWidget(QWidget):
