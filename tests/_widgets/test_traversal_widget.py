@@ -130,6 +130,15 @@ def test_a_point_of_a_fingerprint_map_is_a_source(make_napari_viewer, qtbot, mes
     widget.row.value = 5
     widget.run_walk()
     assert "outside it" in messages["error"][-1]
+    # the analysis encodes at its own stride, whatever an earlier encoding stored, and refuses the RGB map
+    widget.analysis_layers.value = [fmap]
+    widget.run_analysis()
+    assert "fingerprint map or RGB" in messages["error"][-1]
+    widget.analysis_layers.value = [layer]
+    widget.stride.value, widget.folds.value, widget.property.value = 16, 5, "mean grain area"
+    widget.run_analysis()
+    _wait(widget, qtbot)
+    assert len(widget.points["report"].values) == 25 and len(messages["error"]) == 2
 
 
 def test_bad_input_notifications(make_napari_viewer, qtbot, messages, model):

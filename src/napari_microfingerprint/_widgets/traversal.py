@@ -212,10 +212,11 @@ class TraversalWidget(QWidget):
             data = data[y:y + p, x:x + p]
         return encode(model, data)
 
-    def _layer_fingerprints(self, layer: Layer) -> np.ndarray:
-        """All window fingerprints of a layer (its stored map, or a sliding-window encoding)."""
+    def _layer_fingerprints(self, layer: Layer, stored_first: bool = True) -> np.ndarray:
+        """All window fingerprints of a layer: its stored map (if ``stored_first``), or a sliding-window
+        encoding at the widget's stride."""
         stored = layer.metadata.get("fingerprints")
-        if stored is not None:
+        if stored is not None and stored_first:
             return np.asarray(stored).reshape(-1, np.shape(stored)[-1])
         model = self._need_model()
         stride = self.stride.value or max(1, model.config["patch_size"] // 2)
@@ -335,8 +336,6 @@ class TraversalWidget(QWidget):
         stride = self.stride.value or max(1, p // 2)
         out = []
         for layer in layers:
-            if layer.metadata.get("fingerprints") is not None:
-                raise InputError(f"'{layer.name}' is a fingerprint map; choose the layer it was encoded from.")
             windows, _ = _windows(self._layer_data(layer), p, stride)
             out += [window_property(w, self.property.value, isinstance(layer, Labels)) for w in windows]
         return np.array(out)
@@ -349,7 +348,11 @@ class TraversalWidget(QWidget):
             if not layers:
                 raise InputError("no layer is selected for the analysis.")
             model = self._need_model()
-            zs = [self._layer_fingerprints(layer) for layer in layers]
+            maps = [layer.name for layer in layers if isinstance(layer, Image) and layer.rgb]
+            if maps:
+                raise InputError(f"{', '.join(maps)}: a fingerprint map or RGB layer; choose the layers the "
+                                 "fingerprints come from.")
+            zs = [self._layer_fingerprints(layer, stored_first=False) for layer in layers]
             values = self._property_values(layers, [len(z) for z in zs])
             z = np.concatenate(zs)
             groups = np.repeat(np.arange(len(zs)), [len(g) for g in zs])
