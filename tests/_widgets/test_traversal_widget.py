@@ -99,6 +99,12 @@ def test_analysis_embeds_fits_and_shows_a_clicked_patch(make_napari_viewer, qtbo
     _wait(widget, qtbot)
     np.testing.assert_array_equal(widget.points["report"].fold, np.repeat([0, 1], 25))  # each layer once
     assert "leaving one layer out" in widget.report.text()
+    widget.validation.value = "k-fold"
+    widget.run_analysis(by_layer=True)
+    _wait(widget, qtbot)
+    rep = widget.points["report"]
+    np.testing.assert_array_equal(rep.labels, np.repeat([0, 1], 25))
+    assert rep.chance == 0.5 and "classified by layer" in widget.report.text() and "accuracy" in widget.report.text()
     widget.property.value = "R-n slope"
     widget.run_analysis()
     _wait(widget, qtbot)

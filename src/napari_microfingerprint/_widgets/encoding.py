@@ -192,8 +192,8 @@ class EncodingWidget(QWidget):
         val = h.get("val_loss") or [float("nan")]
         test = f", held-out test loss {h['test_loss']:.4g}" if "test_loss" in h else ""
         self.status.setText(f"model: {c['architecture']}, patch {c['patch_size']}, latent {c['latent_dim']}, "
-                            f"loss {c['loss']} + {c['beta']} x KL per pixel, {c['transform']} data; best validation loss "
-                            f"{min(val):.4g}{test} ({what})")
+                            f"loss {c['loss']} + {c['beta']} x KL per pixel, {c['transform']} data; "
+                            f"best validation loss {min(val):.4g}{test} ({what})")
 
     def save_to(self, path: str) -> None:
         """Save the current model (safetensors + JSON)."""

@@ -13,7 +13,7 @@ from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
 
-from ..core.analysis import REGRESSORS, embed, fit_property
+from ..core.analysis import REGRESSORS, classify, embed, fit_property
 from ..core.characterization import grain_statistics
 from ..core.latent import LatentWalk, decoder_probes, gaussian_cloud, interpolate_latent, sample_latent, traverse
 from ..core.progress import Progress
@@ -119,7 +119,11 @@ class TraversalWidget(QWidget):
         analysis_form = Container(widgets=[self.analysis_layers, self.stride, self.embedding, self.property,
                                            self.csv, self.regressor, self.validation, self.folds])
         self.analyse_button = QPushButton("Embed and fit the property")
-        self.analyse_button.clicked.connect(self.run_analysis)
+        self.analyse_button.clicked.connect(lambda: self.run_analysis())
+        self.classify_button = QPushButton("Embed and classify windows by layer (SVM)")
+        self.classify_button.setToolTip("Can the fingerprints tell the layers (e.g. process routes) apart? "
+                                        "k-fold SVM accuracy against the chance level (paper 002 section 4.4).")
+        self.classify_button.clicked.connect(lambda: self.run_analysis(by_layer=True))
 
         self.progress = ProgressRow()
         self.curve = CurvePlot("step", "grains")
@@ -131,7 +135,7 @@ class TraversalWidget(QWidget):
         build_dock(self, [("Model", Container(widgets=[]), [self.use_encoder_button, self.load_button,
                                                             self.model_label]),
                           ("Walk the latent space", walk_form, [self.walk_button, self.send_button]),
-                          ("Fingerprint analysis", analysis_form, [self.analyse_button])],
+                          ("Fingerprint analysis", analysis_form, [self.analyse_button, self.classify_button])],
                    [self.progress, self.curve, self.scatter, self.report])
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_choices)
@@ -340,9 +344,10 @@ class TraversalWidget(QWidget):
             out += [window_property(w, self.property.value, isinstance(layer, Labels)) for w in windows]
         return np.array(out)
 
-    def run_analysis(self):
+    def run_analysis(self, by_layer: bool = False):
         """Fingerprint every window of the chosen layers, embed them, colour the embedding by the property and
-        report its cross-validated prediction from the fingerprints."""
+        report its cross-validated prediction from the fingerprints; with ``by_layer``, colour by layer and report
+        a k-fold SVM classification of the windows into their layers instead."""
         try:
             layers = list(self.analysis_layers.value)
             if not layers:
@@ -353,10 +358,12 @@ class TraversalWidget(QWidget):
                 raise InputError(f"{', '.join(maps)}: a fingerprint map or RGB layer; choose the layers the "
                                  "fingerprints come from.")
             zs = [self._layer_fingerprints(layer, stored_first=False) for layer in layers]
-            values = self._property_values(layers, [len(z) for z in zs])
             z = np.concatenate(zs)
             groups = np.repeat(np.arange(len(zs)), [len(g) for g in zs])
-            if self.validation.value == "leave one layer out":
+            values = groups if by_layer else self._property_values(layers, [len(z) for z in zs])
+            if by_layer and len(layers) < 2:
+                raise InputError("classifying windows by layer needs at least two layers.")
+            if self.validation.value == "leave one layer out" and not by_layer:
                 if len(layers) < 2:
                     raise InputError("leaving one layer out needs at least two layers; select more or use k-fold.")
             elif len(z) < self.folds.value:
@@ -369,20 +376,26 @@ class TraversalWidget(QWidget):
         stride = self.stride.value or max(1, p // 2)
         sources = [(layer, corner) for layer in layers for corner in _windows(self._layer_data(layer), p, stride)[1]]
         kwargs = {"z": z, "values": values, "method": self.embedding.value, "model": self.regressor.value,
-                  "folds": self.folds.value,
-                  "groups": groups if self.validation.value == "leave one layer out" else None}
+                  "folds": self.folds.value, "by_layer": by_layer,
+                  "groups": groups if self.validation.value == "leave one layer out" and not by_layer else None}
 
-        def work(z, values, method, model, folds, groups) -> Generator[Progress, None, tuple]:
+        def work(z, values, method, model, folds, groups, by_layer) -> Generator[Progress, None, tuple]:
             yield Progress(0, 2, f"embedding ({method})")
             xy = embed(z, method=method)
-            yield Progress(1, 2, f"cross-validating {model}")
+            yield Progress(1, 2, "cross-validating " + ("an SVM" if by_layer else model))
+            if by_layer:
+                return xy, classify(z, values, folds=folds)
             return xy, fit_property(z, values, model=model, folds=folds, groups=groups)
 
         def done(result: tuple) -> None:
             xy, rep = result
             self.points = {"xy": xy, "sources": sources, "report": rep}
-            self.scatter.show(xy, values, f"{self.embedding.value.upper()} of {len(z)} fingerprints",
-                              self.property.value)
+            label = "layer" if by_layer else self.property.value
+            self.scatter.show(xy, values, f"{self.embedding.value.upper()} of {len(z)} fingerprints", label)
+            if by_layer:
+                names = ", ".join(f"{k} = {layer.name}" for k, layer in enumerate(layers))
+                self.report.setText(f"windows classified by layer ({self.folds.value}-fold; {names}): {rep.summary()}")
+                return
             how = "leaving one layer out" if kwargs["groups"] is not None else f"{self.folds.value}-fold"
             self.report.setText(f"{self.property.value} from fingerprints ({how}), {rep.summary()}")
 

@@ -220,8 +220,8 @@ def train_vae_iter(
             if not torch.isfinite(value):
                 net.load_state_dict(best[1])
                 net.eval()
-                reason = (f"the loss became {float(value.detach())} at epoch {epoch + 1}; training stopped and the last good "
-                          "weights were kept. Lower the learning rate.")
+                reason = (f"the loss became {float(value.detach())} at epoch {epoch + 1}; training stopped and the "
+                          "last good weights were kept. Lower the learning rate.")
                 model.history["stopped"] = reason
                 warnings.warn(reason, RuntimeWarning, stacklevel=2)
                 return model
