@@ -5,7 +5,7 @@ The public API mirrors the widgets::
 
     from napari_microfingerprint import make_grain_structure, segment_grains, grain_statistics
 """
-from .core.analysis import PropertyReport, classify, embed, fit_property
+from .core.analysis import PropertyReport, classify, embed, fit_property, window_properties
 from .core.characterization import grain_statistics, line_intercept_length, phase_fractions
 from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
@@ -95,5 +95,6 @@ __all__ = [
     "train_vae",
     "train_vae_iter",
     "traverse",
+    "window_properties",
     "write_microstructure",
 ]

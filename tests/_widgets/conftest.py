@@ -13,7 +13,7 @@ def messages(monkeypatch):
     got: dict[str, list[str]] = {"error": [], "info": [], "warning": []}
     monkeypatch.setattr(_common, "show_error", lambda m: got["error"].append(m))
     monkeypatch.setattr(seg_module, "show_error", lambda m: got["error"].append(m))
-    for module in (seg_module, rec_module, enc_module, trav_module):
+    for module in (_common, seg_module, rec_module, enc_module, trav_module):
         monkeypatch.setattr(module, "show_info", lambda m: got["info"].append(m))
     monkeypatch.setattr(enc_module, "show_warning", lambda m: got["warning"].append(m))
     return got

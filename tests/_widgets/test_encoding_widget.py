@@ -102,4 +102,7 @@ def test_paper_settings_and_bad_folder(make_napari_viewer, messages, tmp_path):
     widget.folder.value = tmp_path
     widget.run_training()
     assert "no image files" in messages["error"][-1]
+    np.save(tmp_path / "tiny.npy", np.zeros((32, 40), np.float32))
+    widget.run_training()
+    assert "tiny.npy in" in messages["error"][-1] and "smaller than the patch size 128" in messages["error"][-1]
     assert len(viewer.layers) == 0

@@ -171,6 +171,7 @@ def test_bad_input_notifications(make_napari_viewer, qtbot, messages, model):
     widget.folds.value = 10
     widget.property.value = "mean grain area"
     widget.run_analysis()
+    _wait(widget, qtbot)  # the windows are counted in the worker
     assert "too few for 10-fold" in messages["error"][-1]
     widget.send_to_reconstruction()
     assert "no walk" in messages["error"][-1]

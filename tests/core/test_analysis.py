@@ -83,3 +83,20 @@ def test_zero_values_are_left_out_of_the_percentage_error():
     keep = y > 0
     np.testing.assert_allclose(rep.mape, 100 * np.mean(np.abs(rep.predictions - y)[keep] / y[keep]))
     assert rep.zero_values == 7 and np.isfinite(rep.mape) and "7 zero values" in rep.summary()
+
+
+def test_window_properties_follow_the_encoder_windows():
+    from napari_microfingerprint import grain_statistics, make_grain_structure
+    from napari_microfingerprint.core.analysis import patch_property, window_properties
+
+    grains = make_grain_structure((96, 128), stage="late", seed=1, device="cpu")
+    areas = window_properties(grains, 64, 32, "mean grain area", is_labels=True)
+    assert areas.shape == (2 * 3,)  # rows 0, 32; columns 0, 32, 64, row by row as encode flattens its map
+    assert areas[4] == pytest.approx(grain_statistics(grains[32:96, 32:96])[1]["mean_area"])
+    two_phase = np.zeros((64, 64))
+    two_phase[:, :16] = 5.0
+    assert patch_property(two_phase, "phase fraction", is_labels=False) == pytest.approx(0.25)
+    with pytest.raises(InputError, match="needs a grain label map"):
+        patch_property(two_phase, "mean grain area", is_labels=False)
+    with pytest.raises(InputError, match="unknown property"):
+        patch_property(two_phase, "porosity", is_labels=False)

@@ -6,12 +6,23 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from napari.layers import Image, Layer
 from napari.qt.threading import GeneratorWorker, create_worker
-from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.progress import Progress
-from ..core.validation import InputError
+from ..core.validation import InputError, to_greyscale
 
 
 def report_error(err: BaseException, context: str) -> None:
@@ -20,6 +31,24 @@ def report_error(err: BaseException, context: str) -> None:
         show_error(f"{context}: {err}")
     else:
         show_error(f"{context} failed ({type(err).__name__}: {err}).")
+
+
+def layer_2d(layer: Layer) -> np.ndarray:
+    """A layer's data as one 2D array for the VAE widgets: RGB becomes greyscale (with a notice); anything not 2D
+    is refused."""
+    data = np.asarray(layer.data)
+    if isinstance(layer, Image) and layer.rgb:
+        show_info(f"'{layer.name}' is RGB; it was converted to greyscale.")
+        data = to_greyscale(data, rgb=True)
+    if data.ndim != 2:
+        raise InputError(f"'{layer.name}' is {data.ndim}D; the VAE works on 2D images. Pick a 2D layer or slice it.")
+    return data
+
+
+def ask_model_file(parent: QWidget) -> str:
+    """A file dialog for a VAE model (the .safetensors or .json of a pair); empty if cancelled."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Load VAE model", "", "Model (*.safetensors *.json)")
+    return path
 
 
 def build_dock(owner: QWidget, sections: list[tuple[str, Any, list[QWidget]]], tail: list[QWidget]) -> None:

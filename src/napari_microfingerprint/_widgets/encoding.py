@@ -18,22 +18,12 @@ from ..core.vae.fingerprint_map import pca_rgb
 from ..core.vae.model_io import decode, decode_labels, encode, load_model, save_model
 from ..core.vae.models import MODELS
 from ..core.vae.training import PAPER_SETTINGS, TRANSFORMS, TrainingProgress, VAEModel, train_vae_iter
-from ..core.validation import InputError, to_greyscale
-from ._common import ProgressRow, build_dock, report_error
+from ..core.validation import InputError
+from ._common import ProgressRow, ask_model_file, build_dock, layer_2d, report_error
 from ._plot import CurvePlot
 
 if TYPE_CHECKING:
     import napari
-
-
-def _layer_2d(layer: Layer) -> np.ndarray:
-    data = np.asarray(layer.data)
-    if isinstance(layer, Image) and layer.rgb:
-        show_info(f"'{layer.name}' is RGB; it was converted to greyscale.")
-        data = to_greyscale(data, rgb=True)
-    if data.ndim != 2:
-        raise InputError(f"'{layer.name}' is {data.ndim}D; the VAE works on 2D images. Pick a 2D layer or slice it.")
-    return data
 
 
 class EncodingWidget(QWidget):
@@ -124,11 +114,15 @@ class EncodingWidget(QWidget):
             if folder is None or str(folder) in ("", "."):
                 raise InputError("no image folder is chosen; pick a folder of .png / .tif / .npy files.")
             images, names = load_image_folder(folder)
+            small = [n for n, im in zip(names, images) if min(im.shape) < self.patch_size.value]
+            if small:
+                raise InputError(f"{', '.join(small)} in {folder} are smaller than the patch size "
+                                 f"{self.patch_size.value}; choose a smaller patch or move them out.")
             return images, self.transform.value, f"{len(names)} files in {folder}"
         layers = list(self.train_layers.value)
         if not layers:
             raise InputError("no training layer is selected; select one or more 2D Image or Labels layers.")
-        images = [_layer_2d(layer) for layer in layers]
+        images = [layer_2d(layer) for layer in layers]
         kinds = {isinstance(layer, Labels) for layer in layers}
         if len(kinds) > 1:
             raise InputError("mix of Image and Labels layers: a model learns either intensities or grain maps.")
@@ -219,7 +213,7 @@ class EncodingWidget(QWidget):
             self.save_to(path)
 
     def _load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load VAE model", "", "Model (*.safetensors *.json)")
+        path = ask_model_file(self)
         if path:
             self.load_from(path)
 
@@ -237,7 +231,7 @@ class EncodingWidget(QWidget):
             layer = self.encode_layer.value
             if layer is None:
                 raise InputError("no layer to encode is selected.")
-            fingerprints = encode(model, _layer_2d(layer), stride=self.stride.value or None)
+            fingerprints = encode(model, layer_2d(layer), stride=self.stride.value or None)
         except Exception as err:  # noqa: BLE001
             report_error(err, "Encode")
             return None

@@ -11,17 +11,18 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
+from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
-from ..core.analysis import REGRESSORS, classify, embed, fit_property
+from ..core.analysis import PATCH_PROPERTIES, REGRESSORS, classify, embed, fit_property, window_properties
 from ..core.characterization import grain_statistics
 from ..core.latent import LatentWalk, decoder_probes, gaussian_cloud, interpolate_latent, sample_latent, traverse
 from ..core.progress import Progress
 from ..core.segmentation import segment_phases
+from ..core.vae.data import sliding_windows
 from ..core.vae.model_io import encode, load_model
 from ..core.vae.training import VAEModel
 from ..core.validation import InputError
-from ._common import ProgressRow, build_dock, report_error
+from ._common import ProgressRow, ask_model_file, build_dock, layer_2d, report_error
 from ._plot import CurvePlot
 from ._scatter import ScatterPlot
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 PLUGIN = "napari-microfingerprint"
 METHODS = ("sweep one dimension", "path between two layers", "Gaussian cloud", "sample like the layer",
            "decoder probes")
-PROPERTIES = ("phase fraction", "mean grain area", "R-n slope", "values from a CSV file")
+PROPERTIES = (*PATCH_PROPERTIES, "values from a CSV file")
 VALIDATIONS = ("k-fold", "leave one layer out")
 
 
@@ -41,34 +42,6 @@ def _dock_widget(viewer: napari.viewer.Viewer, cls: type) -> Any:
         if isinstance(dock, cls):
             return dock
     return None
-
-
-def _windows(data: np.ndarray, patch: int, stride: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """The ``patch`` windows of a 2D array at ``stride`` (the windows :func:`encode` fingerprints), with corners."""
-    corners = [(y, x) for y in range(0, data.shape[0] - patch + 1, stride)
-               for x in range(0, data.shape[1] - patch + 1, stride)]
-    return np.stack([data[y:y + patch, x:x + patch] for y, x in corners]), corners
-
-
-def window_property(window: np.ndarray, name: str, is_labels: bool) -> float:
-    """A property of one window from the Segmentation core: the phase fraction (the brightest phase of an Otsu
-    segmentation, or labels > 0 for a Labels layer), the mean grain area in pixels or the slope of the grain
-    radius against the neighbour count (R-n, paper 000 Fig. 4; Labels layers)."""
-    if name == "phase fraction":
-        if is_labels:
-            return float((window > 0).mean())
-        if np.ptp(window) == 0:
-            return 0.0
-        return float((segment_phases(window, 2, denoise_method="none", min_size=0) == 1).mean())
-    if not is_labels:
-        raise InputError(f"the {name} needs a grain Labels layer; segment the grains first.")
-    summary = grain_statistics(window)[1]
-    if name == "R-n slope":
-        if not np.isfinite(summary["rn_slope"]):
-            raise InputError("a window holds too few inner grains for an R-n slope; raise the stride's patch or "
-                             "choose another property.")
-        return float(summary["rn_slope"])
-    return float(summary["mean_area"])
 
 
 class TraversalWidget(QWidget):
@@ -173,7 +146,7 @@ class TraversalWidget(QWidget):
             report_error(err, "Load model")
 
     def _load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load VAE model", "", "Model (*.safetensors *.json)")
+        path = ask_model_file(self)
         if path:
             self.load_from(path)
 
@@ -183,12 +156,6 @@ class TraversalWidget(QWidget):
         return self.model
 
     # ----------------------------------------------------------------- fingerprints of layers
-    def _layer_data(self, layer: Layer) -> np.ndarray:
-        data = np.asarray(layer.data)
-        if data.ndim != 2 or (isinstance(layer, Image) and layer.rgb):
-            raise InputError(f"'{layer.name}' is not a 2D greyscale or label layer; the model reads 2D patches.")
-        return data
-
     def fingerprint_of(self, layer: Layer | None) -> np.ndarray:
         """One fingerprint for a layer: a window of its stored fingerprint map (row, column), its one stored
         fingerprint, or the encoding of the layer; a larger layer is cropped to its central patch (and says
@@ -205,7 +172,7 @@ class TraversalWidget(QWidget):
                 raise InputError(f"'{layer.name}' holds a {z.shape[0]} x {z.shape[1]} fingerprint map; row "
                                  f"{self.row.value}, column {self.col.value} is outside it.")
             return z[self.row.value, self.col.value]
-        data = self._layer_data(layer)
+        data = layer_2d(layer)
         p = model.config["patch_size"]
         if min(data.shape) < p:
             raise InputError(f"'{layer.name}' ({data.shape[0]} x {data.shape[1]}) is smaller than the model's patch "
@@ -216,15 +183,15 @@ class TraversalWidget(QWidget):
             data = data[y:y + p, x:x + p]
         return encode(model, data)
 
-    def _layer_fingerprints(self, layer: Layer, stored_first: bool = True) -> np.ndarray:
-        """All window fingerprints of a layer: its stored map (if ``stored_first``), or a sliding-window
-        encoding at the widget's stride."""
+    def _layer_fingerprints(self, layer: Layer) -> np.ndarray:
+        """All window fingerprints of a layer: its stored map, or a sliding-window encoding at the widget's
+        stride."""
         stored = layer.metadata.get("fingerprints")
-        if stored is not None and stored_first:
+        if stored is not None:
             return np.asarray(stored).reshape(-1, np.shape(stored)[-1])
         model = self._need_model()
         stride = self.stride.value or max(1, model.config["patch_size"] // 2)
-        z = encode(model, self._layer_data(layer), stride=stride)
+        z = encode(model, layer_2d(layer), stride=stride)
         return z.reshape(-1, z.shape[-1])
 
     # ----------------------------------------------------------------- walks
@@ -325,29 +292,19 @@ class TraversalWidget(QWidget):
         return layer
 
     # ----------------------------------------------------------------- analysis
-    def _property_values(self, layers: list[Layer], counts: list[int]) -> np.ndarray:
-        if self.property.value == "values from a CSV file":
-            path = self.csv.value
-            try:
-                values = np.loadtxt(path, delimiter=",", ndmin=1, dtype=float)
-            except (OSError, ValueError) as err:
-                raise InputError(f"the CSV file {path} could not be read as one number per line ({err}).") from err
-            if values.ndim != 1 or values.size != sum(counts):
-                raise InputError(f"the CSV holds {values.size} values; the layers give {sum(counts)} windows.")
-            return values
-        model = self._need_model()
-        p = model.config["patch_size"]
-        stride = self.stride.value or max(1, p // 2)
-        out = []
-        for layer in layers:
-            windows, _ = _windows(self._layer_data(layer), p, stride)
-            out += [window_property(w, self.property.value, isinstance(layer, Labels)) for w in windows]
-        return np.array(out)
+    def _csv_values(self) -> np.ndarray:
+        path = self.csv.value
+        try:
+            return np.loadtxt(path, delimiter=",", ndmin=1, dtype=float)
+        except (OSError, ValueError) as err:
+            raise InputError(f"the CSV file {path} could not be read as one number per line ({err}).") from err
 
     def run_analysis(self, by_layer: bool = False):
         """Fingerprint every window of the chosen layers, embed them, colour the embedding by the property and
         report its cross-validated prediction from the fingerprints; with ``by_layer``, colour by layer and report
-        a k-fold SVM classification of the windows into their layers instead."""
+        a k-fold SVM classification of the windows into their layers instead. Encoding, measuring, embedding and
+        fitting run in a worker."""
+        leave_one_out = self.validation.value == "leave one layer out" and not by_layer
         try:
             layers = list(self.analysis_layers.value)
             if not layers:
@@ -357,54 +314,61 @@ class TraversalWidget(QWidget):
             if maps:
                 raise InputError(f"{', '.join(maps)}: a fingerprint map or RGB layer; choose the layers the "
                                  "fingerprints come from.")
-            zs = [self._layer_fingerprints(layer, stored_first=False) for layer in layers]
-            z = np.concatenate(zs)
-            groups = np.repeat(np.arange(len(zs)), [len(g) for g in zs])
-            values = groups if by_layer else self._property_values(layers, [len(z) for z in zs])
-            if by_layer and len(layers) < 2:
-                raise InputError("classifying windows by layer needs at least two layers.")
-            if self.validation.value == "leave one layer out" and not by_layer:
-                if len(layers) < 2:
-                    raise InputError("leaving one layer out needs at least two layers; select more or use k-fold.")
-            elif len(z) < self.folds.value:
-                raise InputError(f"{len(z)} windows are too few for {self.folds.value}-fold cross-validation; "
-                                 "lower the stride or the folds, or add layers.")
+            if (by_layer or leave_one_out) and len(layers) < 2:
+                raise InputError("classifying by layer or leaving one layer out needs at least two layers; "
+                                 "select more or use k-fold.")
+            images = [(layer_2d(layer), isinstance(layer, Labels)) for layer in layers]
+            csv = self._csv_values() if self.property.value == "values from a CSV file" and not by_layer else None
         except Exception as err:  # noqa: BLE001
             report_error(err, "Fingerprint analysis")
             return None
         p = model.config["patch_size"]
         stride = self.stride.value or max(1, p // 2)
-        sources = [(layer, corner) for layer in layers for corner in _windows(self._layer_data(layer), p, stride)[1]]
-        kwargs = {"z": z, "values": values, "method": self.embedding.value, "model": self.regressor.value,
-                  "folds": self.folds.value, "by_layer": by_layer,
-                  "groups": groups if self.validation.value == "leave one layer out" and not by_layer else None}
+        method, regressor, folds, prop = self.embedding.value, self.regressor.value, self.folds.value, \
+            self.property.value
 
-        def work(z, values, method, model, folds, groups, by_layer) -> Generator[Progress, None, tuple]:
-            yield Progress(0, 2, f"embedding ({method})")
+        def work() -> Generator[Progress, None, tuple]:
+            zs, values, corners = [], [], []
+            for k, (data, is_labels) in enumerate(images):
+                yield Progress(k, len(images) + 2, f"fingerprinting layer {k + 1} of {len(images)}")
+                zs.append(encode(model, data, stride=stride).reshape(-1, model.config["latent_dim"]))
+                corners += [(k, c) for c in sliding_windows(data, p, stride)[1]]
+                if csv is None and not by_layer:
+                    values.append(window_properties(data, p, stride, prop, is_labels))
+            z = np.concatenate(zs)
+            groups = np.repeat(np.arange(len(zs)), [len(g) for g in zs])
+            y = groups if by_layer else (csv if csv is not None else np.concatenate(values))
+            if y.size != len(z):
+                raise InputError(f"the CSV holds {y.size} values; the layers give {len(z)} windows.")
+            if not leave_one_out and len(z) < folds:
+                raise InputError(f"{len(z)} windows are too few for {folds}-fold cross-validation; "
+                                 "lower the stride or the folds, or add layers.")
+            yield Progress(len(images), len(images) + 2, f"embedding ({method})")
             xy = embed(z, method=method)
-            yield Progress(1, 2, "cross-validating " + ("an SVM" if by_layer else model))
-            if by_layer:
-                return xy, classify(z, values, folds=folds)
-            return xy, fit_property(z, values, model=model, folds=folds, groups=groups)
+            yield Progress(len(images) + 1, len(images) + 2,
+                           "cross-validating " + ("an SVM" if by_layer else regressor))
+            rep = classify(z, y, folds=folds) if by_layer else \
+                fit_property(z, y, model=regressor, folds=folds, groups=groups if leave_one_out else None)
+            return xy, y, corners, rep
 
         def done(result: tuple) -> None:
-            xy, rep = result
-            self.points = {"xy": xy, "sources": sources, "report": rep}
-            label = "layer" if by_layer else self.property.value
-            self.scatter.show(xy, values, f"{self.embedding.value.upper()} of {len(z)} fingerprints", label)
+            xy, y, corners, rep = result
+            self.points = {"xy": xy, "sources": [(layers[k], c) for k, c in corners], "report": rep, "patch": p}
+            label = "layer" if by_layer else prop
+            self.scatter.show(xy, y, f"{method.upper()} of {len(xy)} fingerprints", label)
             if by_layer:
                 names = ", ".join(f"{k} = {layer.name}" for k, layer in enumerate(layers))
-                self.report.setText(f"windows classified by layer ({self.folds.value}-fold; {names}): {rep.summary()}")
+                self.report.setText(f"windows classified by layer ({folds}-fold; {names}): {rep.summary()}")
                 return
-            how = "leaving one layer out" if kwargs["groups"] is not None else f"{self.folds.value}-fold"
-            self.report.setText(f"{self.property.value} from fingerprints ({how}), {rep.summary()}")
+            how = "leaving one layer out" if leave_one_out else f"{folds}-fold"
+            self.report.setText(f"{prop} from fingerprints ({how}), {rep.summary()}")
 
-        return self.progress.start(work, done, "Fingerprint analysis", **kwargs)
+        return self.progress.start(work, done, "Fingerprint analysis")
 
     def show_point(self, index: int) -> Image:
         """Show the patch behind embedding point ``index`` in the viewer (one layer, updated on each click)."""
         layer, (y, x) = self.points["sources"][index]
-        p = self.model.config["patch_size"]
+        p = self.points["patch"]
         patch = np.asarray(layer.data)[y:y + p, x:x + p]
         name = "selected fingerprint patch"
         meta = {"source": layer.name, "corner_yx": (y, x), "index": index}

@@ -1,6 +1,7 @@
-"""Fingerprint analysis with scikit-learn: 2D embeddings (PCA; t-SNE initialised by PCA, paper 001 section 2.8)
-and cross-validated structure–property models (SVR and linear regression, paper 001 sections 2.7 and 3.4;
-SVM classification and leave-one-image-out generalisation, paper 002 section 4.4 and Table 3)."""
+"""Fingerprint analysis: 2D embeddings (PCA; t-SNE initialised by PCA, paper 001 section 2.8), properties of
+fingerprinted windows from the Segmentation core, and cross-validated structure–property models with
+scikit-learn (SVR and linear regression, paper 001 sections 2.7 and 3.4; SVM classification and
+leave-one-image-out generalisation, paper 002 section 4.4 and Table 3)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
 
+from .characterization import grain_statistics
+from .segmentation import segment_phases
+from .vae.data import sliding_windows
 from .validation import InputError
+
+#: Properties of a patch that :func:`window_properties` measures with the Segmentation core.
+PATCH_PROPERTIES = ("phase fraction", "mean grain area", "R-n slope")
 
 #: Regressors of :func:`fit_property`.
 REGRESSORS = ("svr", "linear")
@@ -61,6 +68,36 @@ def embed(fingerprints, method: str = "pca", perplexity: float = 30.0, seed: int
                     random_state=seed)
         return tsne.fit_transform(z)
     raise InputError(f"unknown embedding {method!r}; use 'pca' or 'tsne'.")
+
+
+def patch_property(patch: np.ndarray, name: str, is_labels: bool) -> float:
+    """A property of one patch from the Segmentation core: the phase fraction (the brighter phase of an Otsu
+    segmentation, or labels > 0 for a label map), the mean grain area in pixels, or the slope of the grain radius
+    against the neighbour count (R-n, paper 000 Fig. 4); the last two need a grain label map."""
+    if name not in PATCH_PROPERTIES:
+        raise InputError(f"unknown property {name!r}; use one of {', '.join(PATCH_PROPERTIES)}.")
+    if name == "phase fraction":
+        if is_labels:
+            return float((patch > 0).mean())
+        if np.ptp(patch) == 0:
+            return 0.0
+        return float((segment_phases(patch, 2, denoise_method="none", min_size=0) == 1).mean())
+    if not is_labels:
+        raise InputError(f"the {name} needs a grain label map; segment the grains first.")
+    summary = grain_statistics(patch)[1]
+    if name == "R-n slope":
+        if not np.isfinite(summary["rn_slope"]):
+            raise InputError("a patch holds too few inner grains for an R-n slope; use larger patches or "
+                             "another property.")
+        return float(summary["rn_slope"])
+    return float(summary["mean_area"])
+
+
+def window_properties(image: np.ndarray, patch_size: int, stride: int, name: str, is_labels: bool) -> np.ndarray:
+    """:func:`patch_property` of every sliding window of ``image``, in the order :func:`~.vae.model_io.encode`
+    returns their fingerprints (its map flattened row by row)."""
+    windows, _ = sliding_windows(image, patch_size, stride)
+    return np.array([patch_property(w, name, is_labels) for w in windows])
 
 
 @dataclass

@@ -97,6 +97,17 @@ def sample_patches(image: np.ndarray, n: int, patch_size: int, rng: np.random.Ge
     return out
 
 
+def sliding_windows(image: np.ndarray, patch_size: int, stride: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The ``patch_size`` windows of a 2D array at ``stride``, row by row, ``(n, L, L)``, with their top-left
+    corners: the windows :func:`~.model_io.encode` fingerprints."""
+    img = np.asarray(image)
+    corners = [(y, x) for y in range(0, img.shape[0] - patch_size + 1, stride)
+               for x in range(0, img.shape[1] - patch_size + 1, stride)]
+    if not corners:
+        raise InputError(f"the image {img.shape} is smaller than the patch size {patch_size}; tile or crop it.")
+    return np.stack([img[y:y + patch_size, x:x + patch_size] for y, x in corners]), corners
+
+
 def split_indices(n: int, rng: np.random.Generator, fractions: tuple[float, float, float] = SPLIT):
     """Shuffled index arrays for training, validation and test (papers 000 and 001: 0.7 / 0.15 / 0.15)."""
     order = rng.permutation(n)

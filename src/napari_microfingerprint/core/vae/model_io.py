@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from ..segmentation import distance_to_labels
 from ..validation import InputError
-from .data import WHITE_BALANCE
+from .data import WHITE_BALANCE, sliding_windows
 from .models import MODELS, build_model
 from .training import VAEModel, empty_history, transform_input
 
@@ -74,16 +74,15 @@ def encode(model: VAEModel, image, stride: int | None = None) -> np.ndarray:
     if data.ndim != 2 or min(data.shape) < p:
         raise InputError(f"the image {data.shape} is smaller than the model's patch size {p}; tile or crop it.")
     step = stride or max(1, p // 2)
-    ys = range(0, data.shape[0] - p + 1, step)
-    xs = range(0, data.shape[1] - p + 1, step)
-    windows = np.stack([data[y:y + p, x:x + p] for y in ys for x in xs])
+    windows, corners = sliding_windows(data, p, step)
     device = next(model.net.parameters()).device
     with torch.no_grad():
         batch = torch.from_numpy(model.normalise(windows)).unsqueeze(1).to(device)
         mu = torch.cat([model.net.encode(batch[i:i + 64])[0] for i in range(0, len(batch), 64)]).cpu().numpy()
     if data.shape == (p, p):
         return mu[0]
-    return mu.reshape(len(ys), len(xs), -1)
+    rows = len({y for y, _ in corners})
+    return mu.reshape(rows, len(corners) // rows, -1)
 
 
 def decode(model: VAEModel, z) -> np.ndarray:
