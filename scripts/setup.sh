@@ -26,6 +26,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch first and pinned: the CPU build; an unpinned torch would pull several GB of CUDA packages.
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q "napari==0.9.2" -e ".[testing]"
+  # TauFactor is the reference the tests check our tortuosity solver against. Its package metadata pulls
+  # pyvista and VTK (hundreds of MB) that its solver never imports; everything it does import (torch, numpy,
+  # matplotlib, psutil, IPython) is already installed with napari.
+  .venv/bin/python -m pip install -q --no-deps "taufactor==1.2.1"
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import napari, torch; print("napari", napari.__version__, "torch", torch.__version__)')"

@@ -11,6 +11,11 @@ Decision: after the soft optimisation, the inverse temperature ``beta`` is raise
 stage re-optimised, so the field ends nearly binary while the descriptors stay matched; the labels returned are
 ``argmax(theta)`` and all reported errors are computed on them.
 
+Transport (:mod:`.transport`, :mod:`.connectivity`): optional tortuosity targets per phase and axis are matched
+through a differentiable effective diffusivity; by default, 3D reconstructions also keep every network-forming
+phase at least as conductive as Archie's law (a one-sided floor) and bridge clusters that the decision stages cut
+off, because slice descriptors alone do not keep a low-porosity pore space connected.
+
 Multigrid (coarse to fine, paper 003 section 3.3): when the target carries coarse levels (see
 :func:`characterize` with ``levels``), the structure is first reconstructed at 1/2, 1/4 ... resolution against
 the coarse targets, and each result (upsampled) initialises the next finer level.
@@ -37,7 +42,9 @@ from .descriptors.sets import (
     evaluate,
 )
 from .device import resolve_device
+from .connectivity import archie_floor, bridge_mask, despeckle, network_phases
 from .memory import available_bytes, format_bytes
+from .transport import TransportTerm
 from .validation import InputError
 
 OPTIMIZERS = ("lbfgs", "adam", "annealing")
@@ -45,6 +52,11 @@ OPTIMIZERS = ("lbfgs", "adam", "annealing")
 BETA_STAGES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 #: Share of the evaluation budget spent on the decision stages.
 DECISION_SHARE = 0.3
+#: The decision stage before which cut-off clusters of network phases are bridged (:mod:`.connectivity`).
+BRIDGE_BETA = 16.0
+#: From this decision stage on, tortuosity targets are judged on the decided labels (:class:`TransportTerm`).
+STRAIGHT_THROUGH_BETA = 32.0
+CONNECTIVITY = ("auto", "off")
 #: Relative memory cost of each descriptor per voxel and channel (forward and backward), for the estimate.
 _MEMORY_FACTORS = {"volume_fractions": 2.0, "s2": 10.0, "variation": 8.0, "gram": 90.0}
 
@@ -64,6 +76,13 @@ class ReconstructionSettings:
     history_size: int = 20  # L-BFGS
     preview_every: int = 25
     decide: bool = True
+    #: Target tortuosity factor ``eps / (D_eff / D_0)``: a number or a (z, y, x) triple for phase 1, or a
+    #: mapping ``{phase: number or triple}``. Matched through the differentiable diffusivity.
+    tortuosity: float | Sequence[float] | Mapping[int, float | Sequence[float]] | None = None
+    #: ``"auto"``: in 3D, network phases conduct at least as Archie's law says and cut-off clusters are bridged
+    #: (:mod:`.connectivity`); ``"off"``: descriptors only.
+    connectivity: str = "auto"
+    transport_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -74,6 +93,11 @@ class ReconstructionSettings:
             raise InputError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}.")
         if self.weights is not None and any((not math.isfinite(w)) or w < 0 for w in self.weights.values()):
             raise InputError("descriptor weights must be finite and not negative.")
+        if self.connectivity not in CONNECTIVITY:
+            raise InputError(f"connectivity {self.connectivity!r} is unknown; use 'auto' or 'off'.")
+        if not (math.isfinite(self.transport_weight) and self.transport_weight > 0):
+            raise InputError(f"transport_weight must be a positive number, got {self.transport_weight}.")
+        tortuosity_targets(self.tortuosity, 3)
 
 
 @dataclass
@@ -144,7 +168,7 @@ class _Problem:
     :func:`merge`) prescribes only the axes it holds (Eq. 3)."""
 
     def __init__(self, target: DescriptorSet, level: int, ndim: int, weights: dict[str, float],
-                 device: torch.device, dtype: torch.dtype) -> None:
+                 device: torch.device, dtype: torch.dtype, transport: TransportTerm | None = None) -> None:
         src = target if level == 0 else target.coarse[level]
         if ndim == 2:
             values = {"2d": src.values["2d"] if "2d" in src.values else src.for_axis("z")}
@@ -158,6 +182,7 @@ class _Problem:
         self.weights = weights
         self.targets = {a: {n: torch.as_tensor(v[n], device=device, dtype=dtype) for n in weights}
                         for a, v in values.items()}
+        self.transport = transport
 
     def loss(self, ind: torch.Tensor) -> torch.Tensor:
         field_ = channels(ind)
@@ -167,7 +192,73 @@ class _Problem:
         for a, d in per_slice.items():
             for n, v in d.items():
                 total = total + self.weights[n] * ((v - self.targets[a][n]) ** 2).mean()
+        if self.transport is not None:
+            total = total + self.transport.loss(ind)
         return total
+
+
+def tortuosity_targets(spec, ndim: int) -> dict[int, list[float]]:
+    """The ``tortuosity`` setting as ``{phase: [tau per axis]}``; :class:`InputError` when it is malformed."""
+    if spec is None:
+        return {}
+    per_phase = spec if isinstance(spec, Mapping) else {1: spec}
+    out = {}
+    for phase, taus in per_phase.items():
+        if isinstance(phase, bool) or not isinstance(phase, (int, np.integer)) or phase < 0:
+            raise InputError(f"tortuosity targets are keyed by phase numbers 0, 1, ...; got {phase!r}.")
+        values = [taus] * ndim if np.isscalar(taus) else list(np.ravel(np.asarray(taus, dtype=object)))
+        try:
+            values = [float(t) for t in values]
+        except (TypeError, ValueError) as err:
+            raise InputError(f"tortuosity {taus!r} of phase {phase} must be numbers.") from err
+        if len(values) != ndim or not all(math.isfinite(t) and t >= 1.0 for t in values):
+            raise InputError(
+                f"tortuosity of phase {phase} must be one number or {ndim} numbers (z, y, x), each finite and at "
+                f"least 1 (a tortuosity factor is never below 1), got {taus!r}."
+            )
+        out[int(phase)] = values
+    return out
+
+
+def _transport_term(target: DescriptorSet, ndim: int, s: ReconstructionSettings) -> TransportTerm | None:
+    """The transport part of the loss: explicit tortuosity targets (matched at full resolution) and, with
+    ``connectivity="auto"``, the Archie floors of the network phases."""
+    fractions = _fractions(target)
+    targets = {}
+    for phase, taus in tortuosity_targets(s.tortuosity, ndim).items():
+        if phase >= target.n_phases:
+            raise InputError(f"a tortuosity is given for phase {phase}, but the target has phases "
+                             f"0..{target.n_phases - 1}.")
+        targets.update({(phase, d): tau for d, tau in enumerate(taus)})
+    floors = {}
+    if s.connectivity == "auto":
+        floors = {(p, d): archie_floor(fractions[p]) for p in network_phases(fractions, ndim) for d in range(ndim)
+                  if (p, d) not in targets}
+    if not floors and not targets:
+        return None
+    return TransportTerm(targets, floors, s.transport_weight)
+
+
+def _bridge(theta: torch.Tensor, phases: list[int]) -> torch.Tensor:
+    """Raise the logits of each network phase on the voxels of its bridges (:func:`bridge_mask`)."""
+    labels = theta.argmax(dim=0).cpu().numpy()
+    out = theta.detach().clone()
+    top = out.max(dim=0).values
+    for phase in phases:
+        where = torch.as_tensor(bridge_mask(labels, phase), device=theta.device)
+        out[phase] = torch.where(where, top + 1.0, out[phase])
+    return out.requires_grad_(True)
+
+
+def _despeckle(theta: torch.Tensor) -> torch.Tensor:
+    """Give the voxels of specks (:func:`despeckle`) to their neighbours' phase by raising its logit."""
+    labels = theta.argmax(dim=0).cpu().numpy()
+    cleaned = torch.as_tensor(despeckle(labels), device=theta.device)
+    changed = cleaned != torch.as_tensor(labels, device=theta.device)
+    out = theta.detach().clone()
+    top = out.max(dim=0).values
+    new = out.scatter(0, cleaned.long().unsqueeze(0), (top + 1.0).unsqueeze(0))
+    return torch.where(changed.unsqueeze(0), new, out).requires_grad_(True)
 
 
 def _initial_logits(shape: tuple[int, ...], n_phases: int, fractions: np.ndarray, gen: torch.Generator,
@@ -241,6 +332,7 @@ def reconstruct_iter(
     if s.optimizer == "annealing":
         return (yield from _anneal(target, shape, weights, s, device, dtype, cancel))
 
+    transport = _transport_term(target, len(shape), s)
     gen = torch.Generator().manual_seed(s.seed)
     levels = _levels(target, shape, s.multigrid)
     budget = s.max_iter
@@ -253,7 +345,7 @@ def reconstruct_iter(
     for level in levels:
         f = 2**level
         lshape = tuple(v // f for v in shape)
-        problem = _Problem(target, level, len(shape), weights, device, dtype)
+        problem = _Problem(target, level, len(shape), weights, device, dtype, transport)
         if theta is None:
             theta = _initial_logits(lshape, target.n_phases, _fractions(target), gen, device, dtype)
         else:
@@ -271,6 +363,12 @@ def reconstruct_iter(
         for name, beta, evals in stages:
             label = f"level 1/{f} {name}" if level else name
             beta_now = beta
+            if level == 0 and beta == BRIDGE_BETA and transport is not None and transport.floors:
+                theta = _bridge(theta, sorted({p for p, _ in transport.floors}))
+            if level == 0 and beta == BETA_STAGES[-1] and s.connectivity == "auto" and len(shape) == 3:
+                theta = _despeckle(theta)
+            if transport is not None:
+                transport.straight_through = level == 0 and beta >= STRAIGHT_THROUGH_BETA
             theta, done = yield from _optimise(problem, theta, beta, evals, s, history, budget, label, cancel)
             if done:
                 cancelled = True
