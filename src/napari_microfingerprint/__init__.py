@@ -19,6 +19,7 @@ from .core.latent import (
     sample_latent,
     traverse,
 )
+from .core.morphometry import StructureReport, cluster_labels, structure_report
 from .core.real_data import load_example
 from .core.reconstruction import (
     ReconstructionResult,
@@ -26,6 +27,7 @@ from .core.reconstruction import (
     match,
     reconstruct,
     reconstruct_iter,
+    reference_tortuosity,
 )
 from .core.segmentation import (
     correct_illumination,
@@ -38,6 +40,7 @@ from .core.segmentation import (
     segment_phases,
 )
 from .core.synthetic import make_grain_structure, make_lamellae, make_micrograph, make_particles, make_two_phase
+from .core.transport import TransportResult, effective_diffusivity, tortuosity
 from .core.vae.model_io import decode, decode_labels, encode, load_model, save_model
 from .core.vae.training import VAEModel, train_vae, train_vae_iter
 from .core.validation import InputError
@@ -51,16 +54,20 @@ __all__ = [
     "PropertyReport",
     "ReconstructionResult",
     "ReconstructionSettings",
+    "StructureReport",
+    "TransportResult",
     "VAEModel",
     "available_descriptors",
     "characterize",
     "classify",
+    "cluster_labels",
     "correct_illumination",
     "decode",
     "decode_labels",
     "decoder_probes",
     "denoise",
     "descriptor_error",
+    "effective_diffusivity",
     "distance_to_labels",
     "embed",
     "encode",
@@ -87,13 +94,16 @@ __all__ = [
     "read_microstructure",
     "reconstruct",
     "reconstruct_iter",
+    "reference_tortuosity",
     "register_descriptor",
     "sample_latent",
     "save_model",
     "segment_grains",
     "segment_phases",
+    "structure_report",
     "train_vae",
     "train_vae_iter",
+    "tortuosity",
     "traverse",
     "window_properties",
     "write_microstructure",

@@ -10,13 +10,15 @@ Transport through the real rock is well described by Archie's law ``D_eff / D_0 
 exponent ``m ~ 2`` (Archie 1942; the Leopard crops give m = 2.0). The default prior therefore asks every phase
 that forms a network to conduct at least as well as Archie's law with ``m = 2``, i.e. a tortuosity factor of at
 most ``1 / eps``: a one-sided floor on the differentiable diffusivity of :mod:`.transport`, which leaves a
-phase that conducts better alone. A phase below :data:`MIN_NETWORK_FRACTION` of the volume (dispersed particles)
-and every phase of a 2D reconstruction are left free.
+phase that conducts better alone. Network phases are those with :data:`MIN_NETWORK_FRACTION` to half of the
+volume: below, a phase may be dispersed particles; above, it percolates anyway, and a floor on it would trade
+volume fraction for conductance. Phases of a 2D reconstruction are left free.
 
-Near the end of the decision stages, clusters of a network phase that the optimisation cut off and that are
-larger than a ball of half the phase's mean chord length (small closed pores exist in real rock) are bridged
-to the largest cluster by a face-connected path one voxel thick on each side; the remaining stages restore the
-descriptors around the bridge.
+In the decision stages, clusters of a network phase that the optimisation cut off and that are larger than a
+ball of half the phase's mean chord length (small closed pores exist in real rock) are bridged to the largest
+cluster by a face-connected path one voxel thick on each side (:func:`bridge_mask`); the later stages restore
+the descriptors around the bridge. Before the last stage, specks of one or two voxels are given to their
+neighbours' phase (:func:`despeckle`).
 """
 from __future__ import annotations
 
@@ -31,15 +33,9 @@ ARCHIE_EXPONENT = 2.0
 MIN_NETWORK_FRACTION = 0.1
 
 
-def archie_floor(fraction: float, exponent: float = ARCHIE_EXPONENT) -> float:
-    """The lowest relative effective diffusivity ``eps^m`` the prior accepts for a phase of volume fraction
-    ``eps`` (Archie's law)."""
-    return float(fraction) ** exponent
-
-
 def network_phases(fractions: Sequence[float], ndim: int) -> list[int]:
     """The phases that get the connectivity floor: those of a 3D structure with at least
-    :data:`MIN_NETWORK_FRACTION` of the volume."""
+    :data:`MIN_NETWORK_FRACTION` and less than half of the volume."""
     if ndim != 3:
         return []
     return [p for p, f in enumerate(fractions) if MIN_NETWORK_FRACTION <= f < 0.5]
@@ -65,10 +61,14 @@ def _path(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+#: Bridges may add at most this share of a phase's voxels (largest clusters first).
+MAX_BRIDGE_SHARE = 0.05
+
+
 def bridge_mask(labels: np.ndarray, phase: int) -> np.ndarray:
     """Voxels to switch to ``phase`` so that its clusters larger than a ball of half its mean chord length join
-    the largest cluster: for each, the path from its voxel nearest to the largest cluster to that cluster,
-    dilated by one voxel."""
+    the largest cluster: for each, largest first, the path from its voxel nearest to the largest cluster to that
+    cluster, dilated by one voxel, while the bridges add at most :data:`MAX_BRIDGE_SHARE` of the phase."""
     mask = labels == phase
     clusters, n = ndi.label(mask)
     bridges = np.zeros(labels.shape, dtype=bool)
@@ -80,14 +80,20 @@ def bridge_mask(labels: np.ndarray, phase: int) -> np.ndarray:
     radius = mean_chord(mask) / 4
     min_size = 4.0 / 3.0 * np.pi * radius**3 if labels.ndim == 3 else np.pi * radius**2
     dist, nearest = ndi.distance_transform_edt(clusters != largest, return_indices=True)
-    for k in np.nonzero(sizes > min_size)[0]:
-        if k == largest:
+    budget = MAX_BRIDGE_SHARE * float(mask.sum())
+    for k in np.argsort(sizes)[::-1]:
+        if k == largest or k == 0:
             continue
+        if sizes[k] <= min_size:
+            break
         voxels = np.argwhere(clusters == k)
         start = voxels[dist[tuple(voxels.T)].argmin()]
         end = nearest[(slice(None), *start)]
-        bridges |= _path(start, end, labels.shape)
-    return ndi.binary_dilation(bridges) & ~mask
+        bridge = ndi.binary_dilation(_path(start, end, labels.shape)) & ~mask
+        if (bridges | bridge).sum() > budget:
+            break
+        bridges |= bridge
+    return bridges
 
 
 def despeckle(labels: np.ndarray, max_size: int = 2) -> np.ndarray:

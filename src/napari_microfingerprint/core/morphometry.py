@@ -5,7 +5,9 @@ Per phase (voxel units, or physical units with a ``spacing``):
 
 * volume fraction;
 * specific surface area: the area of the marching-cubes surface of the phase boundary per unit volume (marching
-  squares and boundary length per unit area in 2D); the box faces are not counted;
+  squares and boundary length per unit area in 2D), on the indicator smoothed by a Gaussian of 0.7 voxel, which
+  removes the staircase excess of marching cubes on binary data (about +9 % on digitised spheres, within 1 %
+  after smoothing for radii of 6-15 voxels); the box faces are not counted;
 * Euler characteristic density (scikit-image ``euler_number``, full connectivity: 26 in 3D, 8 in 2D; the
   integral of Gaussian curvature, the topological Minkowski functional, per unit volume);
 * clusters (face-connected, 6 in 3D, 4 in 2D), their number per unit volume, the largest cluster's share of
@@ -41,7 +43,9 @@ from .validation import InputError
 
 #: Bins of the distributions, in units of the smallest voxel side.
 CHORD_BINS = np.unique(np.round(np.geomspace(1, 512, 40)).astype(int)).astype(float)
-SIZE_BINS = np.unique(np.round(np.geomspace(1, 512, 40)).astype(int)).astype(float)
+SIZE_BINS = np.unique(np.concatenate([np.arange(1, 25), np.round(np.geomspace(25, 1024, 40))])).astype(float)
+#: Default comparison windows are at most this share of the reference's sides, so that random windows differ.
+WINDOW_SHARE = 0.8
 
 
 @dataclass
@@ -133,19 +137,28 @@ def metric_unit(name: str, unit: str, ndim: int) -> str:
     return ""
 
 
-def _surface(mask: np.ndarray, spacing: np.ndarray) -> float:
-    """Area (3D, marching cubes) or length (2D, marching squares) of the boundary of ``mask`` inside the box."""
-    if mask.all() or not mask.any():
+#: Standard deviation in voxels of the Gaussian applied to an indicator before marching cubes / squares.
+SURFACE_SMOOTHING = 0.7
+
+
+def specific_surface(mask: np.ndarray, spacing: np.ndarray) -> float:
+    """Boundary area per unit volume (3D, marching cubes) or boundary length per unit area (2D, marching
+    squares) of ``mask``, measured between the voxel centres (the box faces are not boundaries), on the
+    indicator smoothed by :data:`SURFACE_SMOOTHING`."""
+    if mask.all() or not mask.any() or min(mask.shape) < 2:
         return 0.0
-    padded = np.pad(mask.astype(np.float32), 1, mode="edge")
+    field_ = ndi.gaussian_filter(mask.astype(np.float32), SURFACE_SMOOTHING, mode="nearest")
+    inner = float(np.prod([(n - 1) * s for n, s in zip(mask.shape, spacing)]))
+    if field_.min() >= 0.5 or field_.max() <= 0.5:
+        return 0.0
     if mask.ndim == 3:
-        verts, faces, _, _ = marching_cubes(padded, level=0.5, spacing=tuple(spacing))
-        return float(mesh_surface_area(verts, faces))
+        verts, faces, _, _ = marching_cubes(field_, level=0.5, spacing=tuple(spacing))
+        return float(mesh_surface_area(verts, faces)) / inner
     length = 0.0
-    for contour in find_contours(padded, 0.5):
+    for contour in find_contours(field_, 0.5):
         steps = np.diff(contour, axis=0) * spacing
         length += float(np.sqrt((steps**2).sum(axis=1)).sum())
-    return length
+    return length / inner
 
 
 def chord_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -218,7 +231,7 @@ def phase_morphology(lab: np.ndarray, phase: int, spacing: np.ndarray, transport
     names = axis_names(ndim)
     volume = lab.size * float(np.prod(spacing))
     v: dict[str, float] = {"volume_fraction": float(mask.mean())}
-    v["specific_surface"] = _surface(mask, spacing) / volume
+    v["specific_surface"] = specific_surface(mask, spacing)
     v["euler_density"] = float(euler_number(mask, connectivity=ndim)) / volume
     clusters, n = ndi.label(mask)
     counts = np.bincount(clusters.ravel())[1:]
@@ -359,7 +372,8 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
         return report
     rng = np.random.default_rng(seed)
     if ref.ndim == lab.ndim:
-        win = tuple(window) if window is not None else tuple(min(a, b) for a, b in zip(lab.shape, ref.shape))
+        win = tuple(window) if window is not None else tuple(min(a, int(WINDOW_SHARE * b))
+                                                             for a, b in zip(lab.shape, ref.shape))
         report.mode = f"{lab.ndim}D windows of {'x'.join(map(str, win))}"
         own = [per] if win == tuple(lab.shape) else []
         own_tpb = [tpb] if own else []
@@ -370,8 +384,8 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
                 own.append(m)
                 own_tpb.append(t)
     else:
-        sec_shape = sorted(lab.shape)[1:]
-        win = tuple(window) if window is not None else (min(sec_shape[0], ref.shape[0]), min(sec_shape[0], ref.shape[1]))
+        side = min(min(lab.shape), int(WINDOW_SHARE * min(ref.shape)))
+        win = tuple(window) if window is not None else (side, side)
         report.mode = f"2D sections of the structure against windows of {'x'.join(map(str, win))} of the slice"
         sections = _sections(lab, sp, win, max(1, n_windows // 3 + 1))
         own, own_tpb = [], []
@@ -410,10 +424,10 @@ def structure_report(structure, reference=None, spacing: Sequence[float] | None 
     """Measure every phase of a 2D or 3D phase map (module docstring) and, with a ``reference`` phase map,
     compare each metric with the reference's spread over ``n_windows`` random windows.
 
-    A 3D reference is cut into windows of the structure's shape (or ``window``; a structure larger than the
-    window is measured as the mean of as many random windows of its own). A 2D reference (one slice) of a 3D
-    structure is compared on 2D metrics: the structure's sections along every axis, cropped to the window,
-    against windows of the slice. ``spacing`` (voxel size per axis) and ``unit`` give physical units;
+    A 3D reference is cut into windows of the structure's shape, at most :data:`WINDOW_SHARE` of the reference's
+    sides (or ``window``; a structure larger than the window is measured as the mean of as many random windows
+    of its own). A 2D reference (one slice) of a 3D structure is compared on 2D metrics: the structure's sections
+    along every axis, cropped to a square window, against windows of the slice. ``spacing`` (voxel size per axis) and ``unit`` give physical units;
     ``transport=False`` skips the tortuosity solves."""
     return run_to_end(structure_report_iter(structure, reference, spacing, unit, phases, n_windows, window,
                                             transport, seed))

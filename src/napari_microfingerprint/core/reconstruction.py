@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from .characterization import phase_fractions
+from .connectivity import ARCHIE_EXPONENT, bridge_mask, despeckle, network_phases
 from .descriptors.sets import (
     AXES_3D,
     DEFAULT_WEIGHTS,
@@ -40,11 +42,11 @@ from .descriptors.sets import (
     check_limit_to,
     descriptor_error,
     evaluate,
+    phase_map,
 )
 from .device import resolve_device
-from .connectivity import archie_floor, bridge_mask, despeckle, network_phases
 from .memory import available_bytes, format_bytes
-from .transport import TransportTerm
+from .transport import TransportTerm, tortuosity
 from .validation import InputError
 
 OPTIMIZERS = ("lbfgs", "adam", "annealing")
@@ -97,7 +99,6 @@ class ReconstructionSettings:
             raise InputError(f"connectivity {self.connectivity!r} is unknown; use 'auto' or 'off'.")
         if not (math.isfinite(self.transport_weight) and self.transport_weight > 0):
             raise InputError(f"transport_weight must be a positive number, got {self.transport_weight}.")
-        tortuosity_targets(self.tortuosity, 3)
 
 
 @dataclass
@@ -232,21 +233,23 @@ def _transport_term(target: DescriptorSet, ndim: int, s: ReconstructionSettings)
         targets.update({(phase, d): tau for d, tau in enumerate(taus)})
     floors = {}
     if s.connectivity == "auto":
-        floors = {(p, d): archie_floor(fractions[p]) for p in network_phases(fractions, ndim) for d in range(ndim)
+        floors = {(p, d): ARCHIE_EXPONENT for p in network_phases(fractions, ndim) for d in range(ndim)
                   if (p, d) not in targets}
     if not floors and not targets:
         return None
     return TransportTerm(targets, floors, s.transport_weight)
 
 
-def _bridge(theta: torch.Tensor, phases: list[int]) -> torch.Tensor:
-    """Raise the logits of each network phase on the voxels of its bridges (:func:`bridge_mask`)."""
+def _bridge(theta: torch.Tensor, phases: list[int], beta: float) -> torch.Tensor:
+    """Raise the logits of each network phase on the voxels of its bridges (:func:`bridge_mask`) above every
+    other phase by ``16 / beta`` (one at the bridging stage), which keeps the bridges through the stages that
+    follow."""
     labels = theta.argmax(dim=0).cpu().numpy()
     out = theta.detach().clone()
     top = out.max(dim=0).values
     for phase in phases:
         where = torch.as_tensor(bridge_mask(labels, phase), device=theta.device)
-        out[phase] = torch.where(where, top + 1.0, out[phase])
+        out[phase] = torch.where(where, top + 16.0 / beta, out[phase])
     return out.requires_grad_(True)
 
 
@@ -364,7 +367,7 @@ def reconstruct_iter(
             label = f"level 1/{f} {name}" if level else name
             beta_now = beta
             if level == 0 and beta == BRIDGE_BETA and transport is not None and transport.floors:
-                theta = _bridge(theta, sorted({p for p, _ in transport.floors}))
+                theta = _bridge(theta, sorted({p for p, _ in transport.floors}), beta)
             if level == 0 and beta == BETA_STAGES[-1] and s.connectivity == "auto" and len(shape) == 3:
                 theta = _despeckle(theta)
             if transport is not None:
@@ -518,10 +521,36 @@ def reconstruct(target: DescriptorSet, shape: Sequence[int], seed: int = 0, devi
             return stop.value
 
 
+def reference_tortuosity(structure) -> dict[int, list[float]]:
+    """Tortuosity targets "same as the reference" of a 3D phase map: for each phase below half of the volume
+    that connects two opposite faces, its tortuosity factor per axis (axes it does not connect are left out
+    by giving the phase no target at all; :func:`.transport.tortuosity` reports them)."""
+    lab = np.asarray(structure)
+    if lab.ndim != 3:
+        raise InputError(f"tortuosity='reference' needs a 3D reference volume, but the structure is {lab.ndim}D: "
+                         "2D tortuosities do not carry over to 3D. Give a number instead.")
+    out = {}
+    for phase, fraction in phase_fractions(lab).items():
+        if fraction >= 0.5:
+            continue
+        taus = [r.tortuosity for r in tortuosity(lab, phase).values()]
+        if all(math.isfinite(t) for t in taus):
+            out[phase] = taus
+    if not out:
+        raise InputError("no phase below half of the reference's volume connects its opposite faces along every "
+                         "axis, so there is no finite tortuosity to match.")
+    return out
+
+
 def match(structure, shape: Sequence[int] | None = None, descriptors: Sequence[str] = tuple(DEFAULT_WEIGHTS),
           limit_to: int = 8, **kwargs) -> ReconstructionResult:
     """Characterise ``structure`` and reconstruct a structure of ``shape`` (default: the same shape) from it
-    (paper 004 ``match``)."""
+    (paper 004 ``match``). ``tortuosity="reference"`` asks for the tortuosity of the structure itself (3D
+    only, :func:`reference_tortuosity`)."""
+    if isinstance(kwargs.get("tortuosity"), str):
+        if kwargs["tortuosity"] != "reference":
+            raise InputError(f"tortuosity {kwargs['tortuosity']!r} is unknown; give numbers or 'reference'.")
+        kwargs["tortuosity"] = reference_tortuosity(phase_map(structure)[0])
     shape = tuple(np.shape(structure)) if shape is None else tuple(shape)
     levels = 2 if kwargs.get("multigrid", True) else 0
     target = characterize(structure, descriptors=descriptors, limit_to=limit_to, levels=levels)

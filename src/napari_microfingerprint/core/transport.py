@@ -242,10 +242,16 @@ class SoftDiffusivity:
 
 
 class TransportTerm:
-    """Loss term on the soft diffusivities ``D`` of phases along axes: ``weight * sum (log tau - log tau_t)^2``
-    over the tortuosity ``targets[(phase, dim)] = tau_t`` (``tau = <p> / D`` with the phase's current volume
-    fraction ``<p>``) and ``weight * sum min(0, log D - log D_f)^2`` over the one-sided ``floors[(phase, dim)] =
-    D_f``. Targets are judged at full resolution; floors on a field averaged over 2^d
+    """Loss term on the soft diffusivities ``D`` of phases along axes, with ``<p>`` the phase's current volume
+    fraction:
+
+    * tortuosity ``targets[(phase, dim)] = tau_t``: ``(log(<p> / D) - log tau_t)^2``;
+    * Archie ``floors[(phase, dim)] = m``: ``h(min(0, log D - m log <p>))``, one-sided, with the Huber function
+      ``h(g) = g^2`` for ``|g| <= 1`` and ``2|g| - 1`` beyond, so that a structure far from the floor feels a
+      bounded pull that the volume-fraction descriptor can still outweigh (a floor never buys conductance with
+      porosity), and with the current ``<p>``, so that raising the porosity does not lower the floor's price.
+
+    Both are multiplied by ``weight``. Targets are judged at full resolution; floors on a field averaged over 2^d
     blocks when every side exceeds :attr:`POOL_ABOVE` (connectivity is a large-scale property, and the floors
     then cost an eighth). With :attr:`straight_through` set (the late decision stages), targets are judged on the
     decided phases ``argmax(ind)`` with the gradient of the soft field (a straight-through estimator), so that the
@@ -261,15 +267,16 @@ class TransportTerm:
         self.soft = SoftDiffusivity()
         self.straight_through = False
 
-    def _gaps(self, ind: torch.Tensor, wanted: dict[tuple[int, int], float], slot: str) -> list[torch.Tensor]:
-        """``log D - log wanted`` (floors) or ``log tau - log wanted`` (targets) per phase and axis."""
-        gaps = []
+    def _log_d(self, ind: torch.Tensor, wanted: dict[tuple[int, int], float], slot: str
+               ) -> list[tuple[tuple[int, int], torch.Tensor, torch.Tensor]]:
+        """``(key, log D, log <p>)`` for every phase and axis of ``wanted``."""
+        out = []
         for phase in sorted({p for p, _ in wanted}):
             dims = [d for p, d in wanted if p == phase]
+            log_p = torch.log(ind[phase].mean())
             for dim, d in zip(dims, self.soft(ind[phase], dims, (slot, phase))):
-                value = torch.log(ind[phase].mean()) - torch.log(d) if slot == "target" else torch.log(d)
-                gaps.append(value - math.log(wanted[(phase, dim)]))
-        return gaps
+                out.append(((phase, dim), torch.log(d), log_p))
+        return out
 
     def loss(self, ind: torch.Tensor) -> torch.Tensor:
         """The term for the phase probabilities ``ind`` of shape ``(P, *shape)``."""
@@ -278,13 +285,15 @@ class TransportTerm:
         if self.straight_through and self.targets:
             hard = torch.nn.functional.one_hot(ind.argmax(dim=0), ind.shape[0]).movedim(-1, 0).to(ind.dtype)
             judged = hard + ind - ind.detach()
-        for gap in self._gaps(judged, self.targets, "target"):
+        for key, log_d, log_p in self._log_d(judged, self.targets, "target"):
+            gap = log_p - log_d - math.log(self.targets[key])
             total = total + gap * gap
         if self.floors:
             coarse = ind
             if min(ind.shape[1:]) > self.POOL_ABOVE:
                 pool = torch.nn.functional.avg_pool3d if ind.ndim == 4 else torch.nn.functional.avg_pool2d
                 coarse = pool(ind.unsqueeze(0), 2)[0]
-            for gap in self._gaps(coarse, self.floors, "floor"):
-                total = total + gap.clamp(max=0.0) ** 2
+            for key, log_d, log_p in self._log_d(coarse, self.floors, "floor"):
+                gap = (log_d - self.floors[key] * log_p).clamp(max=0.0).abs()
+                total = total + torch.where(gap <= 1.0, gap * gap, 2.0 * gap - 1.0)
         return self.weight * total

@@ -1,0 +1,129 @@
+import math
+
+import numpy as np
+import pytest
+
+from napari_microfingerprint import InputError, cluster_labels, make_two_phase, structure_report
+from napari_microfingerprint.core.connectivity import bridge_mask, despeckle
+from napari_microfingerprint.core.morphometry import chord_lengths, local_thickness, triple_phase_boundary_density
+
+
+def _ball(shape, centre, radius):
+    grid = np.indices(shape).astype(float)
+    return sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) <= radius**2
+
+
+def test_sphere_euler_surface_and_size():
+    r = 10.0
+    vol = _ball((32, 32, 32), (16, 16, 16), r).astype(np.uint8)
+    rep = structure_report(vol, transport=False)
+    m = rep.phases[1].values
+    assert m["euler_density"] * vol.size == pytest.approx(1.0)  # a solid ball: chi = 1
+    assert m["clusters"] == 1 and m["largest_cluster_share"] == 1.0
+    # marching cubes on a digitised sphere (smoothed indicator): within 3 % of 4 pi r^2, per the volume between
+    # the voxel centres
+    assert m["specific_surface"] * 31**3 == pytest.approx(4 * math.pi * r**2, rel=0.03)
+    img = _ball((60, 60), (30, 30), 12.0).astype(np.uint8)  # and a disk's perimeter in 2D
+    assert structure_report(img, transport=False).phases[1].values["specific_surface"] * 59**2 == pytest.approx(
+        2 * math.pi * 12.0, rel=0.03)
+    # the largest inscribed ball covers the centre: local thickness there is the diameter (to one voxel)
+    lt = local_thickness(vol.astype(bool), np.ones(3))
+    assert lt[16, 16, 16] == pytest.approx(2 * r, abs=1.0)
+    # the matrix around it is one cluster with a cavity: chi = 1 - 0 + 1 = 2 with 26-connectivity of the matrix
+    assert rep.phases[0].values["euler_density"] * vol.size == pytest.approx(2.0)
+
+
+def test_torus_has_euler_zero():
+    shape = (20, 48, 48)
+    z, y, x = np.indices(shape).astype(float)
+    ring = (np.sqrt((y - 24) ** 2 + (x - 24) ** 2) - 14) ** 2 + (z - 10) ** 2 <= 5**2
+    rep = structure_report(ring.astype(np.uint8), transport=False)
+    assert rep.phases[1].values["euler_density"] * ring.size == pytest.approx(0.0)
+
+
+def test_stripes_chords_and_spacing():
+    img = np.zeros((40, 60), dtype=np.uint8)
+    for start in range(5, 55, 10):  # stripes of width 4 along y, gaps of 6
+        img[:, start:start + 4] = 1
+    chords = chord_lengths(img == 1, axis=1)
+    assert set(chords.tolist()) == {4}  # every interior run across the stripes is 4 long
+    assert chord_lengths(img == 1, axis=0).size == 0  # runs along the stripes touch the box: left out
+    rep = structure_report(img, spacing=(0.5, 0.5), unit="um")
+    # ten straight walls across 39 px between the pixel centres: 10 * 39 * 0.5 um per (39 * 59 * 0.25 um^2)
+    assert rep.phases[1].values["specific_surface"] == pytest.approx(10 * 19.5 / (19.5 * 29.5), rel=1e-3)
+    assert rep.phases[1].values["chord_mean_x"] == pytest.approx(2.0)  # 4 px * 0.5 um
+    assert rep.phases[0].values["chord_mean_x"] == pytest.approx(3.0)  # the gaps: 6 px * 0.5 um
+    assert rep.phases[1].values["percolating_axes"] == 1
+    assert rep.phases[1].values["tortuosity_y"] == pytest.approx(1.0)
+    assert math.isinf(rep.phases[1].values["tortuosity_x"])
+    assert rep.phases[1].values["pore_size_mean"] == pytest.approx(2.0, abs=0.5)
+    table = rep.table()
+    assert table.loc[(table.phase == 1) & (table.metric == "chord_mean_x"), "unit"].item() == "um"
+
+
+def test_triple_phase_boundary_of_three_blocks():
+    vol = np.zeros((10, 12, 14), dtype=np.uint8)
+    vol[:, 6:, :7] = 1
+    vol[:, 6:, 7:] = 2  # three blocks meet along one line parallel to z, 10 voxels long
+    assert triple_phase_boundary_density(vol, np.ones(3)) * vol.size == pytest.approx(10.0)
+    assert triple_phase_boundary_density(vol, np.array([2.0, 1.0, 1.0])) * vol.size * 2 == pytest.approx(20.0)
+    rep = structure_report(vol, transport=False)
+    assert rep.tpb_density == pytest.approx(10.0 / vol.size)
+    img = vol[0]
+    assert triple_phase_boundary_density(img, np.ones(2)) * img.size == pytest.approx(1.0)  # one junction point
+
+
+def test_comparison_with_a_reference():
+    ref = make_two_phase((96, 96), 0.35, 3.0, seed=1)
+    same = make_two_phase((48, 48), 0.35, 3.0, seed=7)
+    other = make_two_phase((48, 48), 0.6, 8.0, seed=7)
+    ok = structure_report(same, ref, n_windows=8)
+    bad = structure_report(other, ref, n_windows=8)
+    vf = ("volume_fraction", 1)
+    rows = {(r.metric, r.phase): r for r in ok.comparison.itertuples()}
+    assert rows[vf].inside and rows[vf].n_ref == 8
+    bad_rows = {(r.metric, r.phase): r for r in bad.comparison.itertuples()}
+    assert not bad_rows[vf].inside
+    assert len(bad.outside) > len(ok.outside)
+    assert set(ok.distributions[1]) == {"chord_length", "pore_size"}
+    assert ok.distributions[1]["chord_length"]["reference"].sum() == pytest.approx(1.0)
+
+
+def test_a_volume_against_one_slice_uses_2d_sections():
+    vol = make_two_phase((32, 32, 32), 0.3, 2.5, seed=2)
+    slice_ = make_two_phase((80, 80), 0.3, 2.5, seed=3)
+    rep = structure_report(vol, slice_, n_windows=6)
+    assert "2D sections" in rep.mode
+    assert {"tortuosity_y", "chord_mean_x"} <= set(rep.comparison.metric)
+    assert "tortuosity_z" not in set(rep.comparison.metric)  # 2D metrics only
+    assert "phase 1" in rep.summary()
+
+
+def test_bad_references_are_refused():
+    vol = make_two_phase((16, 16, 16), 0.3, 2.0, seed=2)
+    with pytest.raises(InputError, match="2D"):
+        structure_report(vol[0], vol)
+    with pytest.raises(InputError, match="n_windows"):
+        structure_report(vol, vol, n_windows=1)
+    with pytest.raises(InputError, match="window"):
+        structure_report(vol, vol, window=(16, 16, 16))
+
+
+def test_cluster_labels_bridges_and_specks():
+    vol = np.zeros((20, 20, 20), dtype=np.uint8)
+    vol[2:8, 2:8, 2:8] = 1  # 216 voxels
+    vol[12:15, 12:15, 12:15] = 1  # 27 voxels
+    vol[17, 3, 3] = 1  # a speck
+    lab = cluster_labels(vol, 1)
+    assert (lab == 1).sum() == 216 and (lab == 2).sum() == 28 and (lab[vol == 0] == 0).all()
+    clean = despeckle(vol)
+    assert clean[17, 3, 3] == 0 and clean.sum() == 243
+    bridged = clean.copy()
+    bridged[bridge_mask(clean, 1)] = 1  # the 27-voxel cube is larger than a ball of half the mean chord
+    assert cluster_labels(bridged, 1).max() == 1  # one cluster now
+
+
+def test_structure_report_refuses_missing_phases():
+    vol = make_two_phase((16, 16), 0.3, 2.0, seed=2)
+    with pytest.raises(InputError, match="phase"):
+        structure_report(vol, phases=[3])
