@@ -104,3 +104,54 @@ def test_bad_input_is_reported(make_napari_viewer, qtbot, messages, kind, data, 
     qtbot.waitUntil(lambda: len(messages["error"]) > 0, timeout=30_000)
     assert expected in messages["error"][0]
     assert len(viewer.layers) == 1
+
+
+def test_report_after_a_run_and_check_and_clusters(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    src = make_two_phase((48, 48), 0.3, 2.0, seed=3)
+    layer = viewer.add_labels(src, name="slice", scale=(2.0, 2.0))
+    widget = _widget(viewer, layer, size=(16, 16, 16))
+    widget.run()
+    qtbot.waitUntil(lambda: widget.last_report is not None, timeout=120_000)
+    report = widget.last_report
+    assert report.shape == (16, 16, 16) and report.spacing == (2.0, 2.0, 2.0)
+    assert "2D sections" in report.mode  # a slice is compared on the 2D metrics of the result's sections
+    table = widget.report_panel.table
+    assert table.rowCount() == len(report.table()) > 20
+    metrics = {table.item(r, 1).text() for r in range(table.rowCount())}
+    assert {"tortuosity_z", "euler_density", "volume_fraction (2D sections)"} <= metrics
+    assert "phase 1" in widget.report_panel.summary.text()
+
+    result = next(lay for lay in viewer.layers if "reconstruction 3D" in lay.name)
+    widget.check_layer.value = result
+    widget.check_reference.value = None
+    widget.check_transport.value = False
+    widget.last_report = None
+    widget.check()
+    qtbot.waitUntil(lambda: widget.last_report is not None, timeout=60_000)
+    assert widget.last_report.comparison is None and "tortuosity_z" not in widget.last_report.phases[1].values
+
+    before = len(viewer.layers)
+    widget.cluster_phase.value = 1
+    widget.show_clusters()
+    clusters = viewer.layers[-1]
+    assert len(viewer.layers) == before + 1 and "clusters of phase 1" in clusters.name
+    assert set(np.unique(clusters.data)) <= {0, 1, 2} and (clusters.data == 1).any()
+    np.testing.assert_array_equal(clusters.data > 0, result.data == 1)
+    assert messages["error"] == []
+
+
+def test_tortuosity_target_from_the_widget(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    src = make_two_phase((48, 48), 0.35, 2.0, seed=3)
+    layer = viewer.add_labels(src, name="slice")
+    widget = _widget(viewer, layer, size=(16, 16, 16))
+    widget.tau_mode.value = "same as the source volume"
+    widget.run()  # a 2D source has no 3D tortuosity: a notification, no run
+    assert any("3D source" in m for m in messages["error"]) and widget.progress.worker is None
+    widget.tau_mode.value = "this value"
+    widget.tau_value.value = 2.0
+    widget.run()
+    qtbot.waitUntil(lambda: widget.last_report is not None, timeout=120_000)
+    result = next(lay for lay in viewer.layers if "reconstruction 3D" in lay.name)
+    assert result.metadata["microfingerprint"]["settings"]["tortuosity"] == {1: 2.0}

@@ -94,8 +94,10 @@ def test_a_volume_against_one_slice_uses_2d_sections():
     slice_ = make_two_phase((80, 80), 0.3, 2.5, seed=3)
     rep = structure_report(vol, slice_, n_windows=6)
     assert "2D sections" in rep.mode
-    assert {"tortuosity_y", "chord_mean_x"} <= set(rep.comparison.metric)
-    assert "tortuosity_z" not in set(rep.comparison.metric)  # 2D metrics only
+    assert {"tortuosity_y (2D sections)", "chord_mean_x (2D sections)"} <= set(rep.comparison.metric)
+    assert not any(m.startswith("tortuosity_z") for m in rep.comparison.metric)  # 2D metrics only
+    table = rep.table()  # the 3D metrics of the volume keep rows of their own, without a reference
+    assert table.loc[table.metric == "tortuosity_z", "ref_mean"].isna().all()
     assert "phase 1" in rep.summary()
 
 
@@ -110,16 +112,18 @@ def test_bad_references_are_refused():
 
 
 def test_cluster_labels_bridges_and_specks():
-    vol = np.zeros((20, 20, 20), dtype=np.uint8)
-    vol[2:8, 2:8, 2:8] = 1  # 216 voxels
-    vol[12:15, 12:15, 12:15] = 1  # 27 voxels
-    vol[17, 3, 3] = 1  # a speck
+    vol = np.zeros((30, 30, 30), dtype=np.uint8)
+    vol[2:14, 2:14, 2:14] = 1  # 1728 voxels
+    vol[17:23, 17:23, 17:23] = 1  # 216 voxels, three voxels from the big cube along each axis
+    vol[27, 3, 3] = 1  # a speck
     lab = cluster_labels(vol, 1)
-    assert (lab == 1).sum() == 216 and (lab == 2).sum() == 28 and (lab[vol == 0] == 0).all()
+    assert (lab == 1).sum() == 1728 and (lab == 2).sum() == 217 and (lab[vol == 0] == 0).all()
     clean = despeckle(vol)
-    assert clean[17, 3, 3] == 0 and clean.sum() == 243
+    assert clean[27, 3, 3] == 0 and clean.sum() == 1944
+    bridge = bridge_mask(clean, 1)
+    assert 0 < bridge.sum() <= 0.05 * 1944  # a short path, within the bridging budget
     bridged = clean.copy()
-    bridged[bridge_mask(clean, 1)] = 1  # the 27-voxel cube is larger than a ball of half the mean chord
+    bridged[bridge] = 1
     assert cluster_labels(bridged, 1).max() == 1  # one cluster now
 
 

@@ -51,18 +51,23 @@ def ask_model_file(parent: QWidget) -> str:
     return path
 
 
+def build_section(title: str, form: Any, widgets: list[QWidget]) -> QGroupBox:
+    """A group box holding a magicgui form and the widgets (buttons, panels) below it."""
+    box = QGroupBox(title)
+    inner = QVBoxLayout(box)
+    inner.addWidget(form.native)
+    for widget in widgets:
+        inner.addWidget(widget)
+    return box
+
+
 def build_dock(owner: QWidget, sections: list[tuple[str, Any, list[QWidget]]], tail: list[QWidget]) -> None:
     """Lay out a dock widget: one group box per ``(title, magicgui form, buttons)`` section, then the ``tail``
     widgets (progress, plots, reports), all in a scroll area so that tall docks stay usable."""
     content = QWidget()
     layout = QVBoxLayout(content)
     for title, form, buttons in sections:
-        box = QGroupBox(title)
-        inner = QVBoxLayout(box)
-        inner.addWidget(form.native)
-        for button in buttons:
-            inner.addWidget(button)
-        layout.addWidget(box)
+        layout.addWidget(build_section(title, form, buttons))
     for widget in tail:
         layout.addWidget(widget)
     scroll = QScrollArea()

@@ -1,6 +1,10 @@
 """3D reconstruction dock widget: a phase Labels layer (2D slice, up to three orthogonal slices, or a volume)
 -> descriptors -> a reconstructed Labels layer (and the soft field as an Image), with a live preview, a
-convergence plot and Cancel keeping the best state. Also a 2D mode and interpolation between two layers."""
+convergence plot and Cancel keeping the best state. Also a 2D mode and interpolation between two layers.
+
+After each run the physics check (:mod:`..core.morphometry`) of the result against its source appears as a table
+and a plot; *Check* measures any Labels layer, *Show clusters* writes the largest and the isolated clusters of a
+phase as a Labels layer."""
 from __future__ import annotations
 
 import threading
@@ -15,17 +19,26 @@ from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ..core.descriptors import available_descriptors
 from ..core.descriptors.sets import DEFAULT_WEIGHTS, DescriptorSet, characterize, interpolate, merge
+from ..core.morphometry import StructureReport, cluster_labels, structure_report_iter
 from ..core.progress import Progress
-from ..core.reconstruction import OPTIMIZERS, ReconstructionProgress, ReconstructionResult, reconstruct_iter
-from ..core.validation import InputError
-from ._common import ProgressRow, build_dock, report_error
+from ..core.reconstruction import (
+    OPTIMIZERS,
+    ReconstructionProgress,
+    ReconstructionResult,
+    reconstruct_iter,
+    reference_tortuosity,
+)
+from ..core.validation import InputError, check_labels
+from ._common import ProgressRow, build_dock, build_section, report_error
 from ._plot import CurvePlot
+from ._report import ReportPanel
 
 if TYPE_CHECKING:
     import napari
 
 MODES = ("3D from 2D slice(s)", "3D from 3D volume", "2D", "interpolate between two layers")
 NONE = "(none)"
+TORTUOSITY = ("none", "this value", "same as the source volume")
 
 
 class ReconstructionWidget(QWidget):
@@ -67,6 +80,27 @@ class ReconstructionWidget(QWidget):
         settings = Container(widgets=[self.limit_to, self.size_z, self.size_y, self.size_x, self.max_iter,
                                       self.optimizer, self.device, self.seed, self.multigrid, self.show_3d])
 
+        self.connectivity = CheckBox(
+            label="keep network phases connected (Archie floor, bridges)", value=True,
+            tooltip="3D: every phase with 10-50 % of the volume conducts at least as Archie's law (m = 2) says; "
+                    "clusters cut off by the decision are bridged; specks are removed.")
+        self.tau_mode = ComboBox(label="target tortuosity", choices=list(TORTUOSITY))
+        self.tau_value = FloatSpinBox(label="tortuosity factor", value=3.0, min=1.0, max=1e4, step=0.1)
+        self.tau_phase = SpinBox(label="of phase", value=1, min=0, max=15)
+        transport = Container(widgets=[self.connectivity, self.tau_mode, self.tau_value, self.tau_phase])
+
+        self.check_layer = ComboBox(label="check layer", choices=self._labels_layers)
+        self.check_reference = ComboBox(label="against (optional)", choices=self._optional_labels)
+        self.check_transport = CheckBox(label="tortuosity in the check", value=True)
+        self.cluster_phase = SpinBox(label="clusters of phase", value=1, min=0, max=15)
+        check = Container(widgets=[self.check_layer, self.check_reference, self.check_transport, self.cluster_phase])
+        self.check_button = QPushButton("Check")
+        self.check_button.clicked.connect(self.check)
+        self.clusters_button = QPushButton("Show clusters")
+        self.clusters_button.clicked.connect(self.show_clusters)
+        self.report_panel = ReportPanel()
+        self.last_report: StructureReport | None = None
+
         self.run_button = QPushButton("Reconstruct")
         self.run_button.clicked.connect(self.run)
         self.progress = ProgressRow()
@@ -75,8 +109,11 @@ class ReconstructionWidget(QWidget):
         self.report.setWordWrap(True)
 
         self.plot.setMinimumHeight(180)
-        sections = [("Target", inputs, []), ("Descriptors (weight)", descriptors, []), ("Settings", settings, [])]
-        build_dock(self, sections, [self.run_button, self.progress, self.plot, self.report])
+        sections = [("Target", inputs, []), ("Descriptors (weight)", descriptors, []), ("Settings", settings, []),
+                    ("Transport", transport, [])]
+        check_box = build_section("Physics check", check, [self.check_button, self.clusters_button,
+                                                            self.report_panel])
+        build_dock(self, sections, [self.run_button, self.progress, self.plot, self.report, check_box])
 
         self.source.changed.connect(self._size_from_source)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -90,8 +127,14 @@ class ReconstructionWidget(QWidget):
     def _optional_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
         return [(NONE, None)] + self._layers()
 
+    def _labels_layers(self, _widget: Any = None) -> list[tuple[str, Layer]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Labels)]
+
+    def _optional_labels(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [(NONE, None)] + self._labels_layers()
+
     def _refresh_choices(self, _event: Any = None) -> None:
-        for combo in (self.source, self.zx, self.zy, self.other):
+        for combo in (self.source, self.zx, self.zy, self.other, self.check_layer, self.check_reference):
             combo.reset_choices()
 
     def _size_from_source(self, _event: Any = None) -> None:
@@ -167,13 +210,24 @@ class ReconstructionWidget(QWidget):
             report_error(err, "Reconstruction")
             return None
         settings = {"weights": weights, "optimizer": self.optimizer.value, "max_iter": self.max_iter.value,
-                    "device": self.device.value, "seed": self.seed.value, "multigrid": self.multigrid.value}
+                    "device": self.device.value, "seed": self.seed.value, "multigrid": self.multigrid.value,
+                    "connectivity": "auto" if self.connectivity.value else "off"}
+        try:
+            tortuosity = self._tortuosity(layer, len(shape))
+        except Exception as err:  # noqa: BLE001 - every failure becomes a notification
+            report_error(err, "Reconstruction")
+            return None
+        if tortuosity is not None:
+            settings["tortuosity"] = tortuosity
+        reference = None if len(targets) > 1 or self.zx.value is not None or self.zy.value is not None \
+            else np.asarray(layer.data)
+        spacing = tuple(float(v) for v in layer.scale[-np.ndim(layer.data):])
         cancel = threading.Event()
         self.plot.clear()
         self._history: list[float] = []
         self._preview_name = f"{layer.name} reconstruction (preview)"
 
-        def work() -> Generator[Any, None, list[ReconstructionResult]]:
+        def work() -> Generator[Any, None, tuple[list[ReconstructionResult], StructureReport | None]]:
             results = []
             for k, target in enumerate(targets):
                 if cancel.is_set():
@@ -182,10 +236,17 @@ class ReconstructionWidget(QWidget):
                 res = yield from gen
                 results.append(res)
                 yield Progress(k + 1, len(targets), f"reconstruction {k + 1} of {len(targets)} done")
-            return results
+            report = None
+            if len(results) == 1 and not results[0].cancelled and len(np.unique(results[0].labels)) > 1:
+                out_spacing = spacing if len(spacing) == len(shape) else (spacing[0],) + spacing
+                report = yield from _checked(results[0].labels, reference, out_spacing, True)
+            return results, report
 
-        def done(results: list[ReconstructionResult]) -> None:
+        def done(outcome: tuple[list[ReconstructionResult], StructureReport | None]) -> None:
+            results, report = outcome
             self._write_results(results, layer, shape, settings, interpolated=len(targets) > 1)
+            if report is not None:
+                self._show_report(report, f"physics check of the reconstruction against '{layer.name}'")
 
         return self.progress.start(work, done, "Reconstruction", on_yield=self._on_progress, cancel_event=cancel)
 
@@ -255,3 +316,76 @@ class ReconstructionWidget(QWidget):
         state = "cancelled, best state kept" if last.cancelled else "done"
         self.report.setText(f"{state} in {sum(r.seconds for r in results):.1f} s, {last.evaluations} evaluations, "
                             f"undecided {100 * last.undecided:.2f} %\nrelative errors of the labels: {errs}")
+
+    # ----------------------------------------------------------------- physics check
+    def _tortuosity(self, layer: Layer, ndim: int) -> Any:
+        """The tortuosity setting from the Transport section (``None`` for none)."""
+        mode = self.tau_mode.value
+        if mode == "none":
+            return None
+        if ndim != 3:
+            raise InputError("a target tortuosity needs a 3D output; choose a 3D mode or set it to 'none'.")
+        if mode == "this value":
+            return {self.tau_phase.value: self.tau_value.value}
+        data = np.asarray(layer.data)
+        if data.ndim != 3:
+            raise InputError(f"'same as the source volume' needs a 3D source, but '{layer.name}' is {data.ndim}D; "
+                             "give a value instead.")
+        return reference_tortuosity(check_labels(data, layer.name))
+
+    def _show_report(self, report: StructureReport, title: str) -> None:
+        self.last_report = report
+        self.report_panel.show_report(report, title)
+
+    def check(self):
+        """Measure the chosen Labels layer (against the optional reference layer) in a worker."""
+        layer = self.check_layer.value
+        ref_layer = self.check_reference.value
+        try:
+            if layer is None:
+                raise InputError("no Labels layer to check; open or reconstruct a phase map first.")
+            data = check_labels(layer.data, f"layer '{layer.name}'")
+            reference = None if ref_layer is None else check_labels(ref_layer.data, f"layer '{ref_layer.name}'")
+        except Exception as err:  # noqa: BLE001 - every failure becomes a notification
+            report_error(err, "Check")
+            return None
+        spacing = tuple(float(v) for v in layer.scale[-data.ndim:])
+        against = "" if ref_layer is None else f" against '{ref_layer.name}'"
+
+        def done(report: StructureReport) -> None:
+            self._show_report(report, f"physics check of '{layer.name}'{against}")
+
+        return self.progress.start(_checked, done, "Check", labels=data, reference=reference, spacing=spacing,
+                                   transport=self.check_transport.value)
+
+    def show_clusters(self) -> None:
+        """Write the largest (1) and the isolated (2) clusters of a phase of the checked layer as Labels."""
+        layer = self.check_layer.value
+        phase = self.cluster_phase.value
+        try:
+            if layer is None:
+                raise InputError("no Labels layer is chosen under 'check layer'.")
+            data = check_labels(layer.data, f"layer '{layer.name}'")
+            if not (data == phase).any():
+                raise InputError(f"'{layer.name}' has no voxel of phase {phase}; choose another phase.")
+            clusters = cluster_labels(data, phase)
+        except Exception as err:  # noqa: BLE001 - every failure becomes a notification
+            report_error(err, "Show clusters")
+            return
+        n_isolated = int(np.unique(clusters).size - 1 - (clusters == 1).any())
+        self.viewer.add_labels(
+            clusters, name=f"{layer.name} clusters of phase {phase} (1 largest, 2 isolated)", scale=layer.scale,
+            metadata={"microfingerprint": {"made_by": "cluster_labels", "source": layer.name, "phase": phase,
+                                           "isolated_share": float((clusters == 2).sum() / max((clusters > 0).sum(),
+                                                                                                1))}})
+        show_info(f"phase {phase} of '{layer.name}': largest cluster 1, every isolated cluster 2"
+                  + ("" if n_isolated else " (none is isolated)") + ".")
+
+
+def _checked(labels: np.ndarray, reference: np.ndarray | None, spacing: tuple[float, ...], transport: bool
+             ) -> Generator[Progress, None, StructureReport]:
+    """The structure report, with a reference only when it is large enough to give a spread (otherwise the
+    structure alone, and a note in the summary)."""
+    if reference is not None and (reference.ndim > labels.ndim or min(reference.shape) < 10):
+        reference = None
+    return (yield from structure_report_iter(labels, reference, spacing=spacing, transport=transport))

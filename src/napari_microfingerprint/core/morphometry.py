@@ -44,6 +44,8 @@ from .validation import InputError
 #: Bins of the distributions, in units of the smallest voxel side.
 CHORD_BINS = np.unique(np.round(np.geomspace(1, 512, 40)).astype(int)).astype(float)
 SIZE_BINS = np.unique(np.concatenate([np.arange(1, 25), np.round(np.geomspace(25, 1024, 40))])).astype(float)
+#: Suffix of the metrics measured on 2D sections of a volume (compared with a 2D reference).
+SECTION_SUFFIX = " (2D sections)"
 #: Default comparison windows are at most this share of the reference's sides, so that random windows differ.
 WINDOW_SHARE = 0.8
 
@@ -93,7 +95,7 @@ class StructureReport:
         if self.comparison is not None:
             cmp = self.comparison.rename(columns={"value": "compared"})
             table = table.merge(cmp, on=["phase", "metric"], how="outer")
-            table["unit"] = table["unit"].fillna(table["metric"].map(lambda k: metric_unit(k, self.unit, 2)))
+            table["unit"] = table["unit"].fillna(table["metric"].map(lambda k: metric_unit(k, self.unit, self.ndim)))
         return table
 
     @property
@@ -126,6 +128,8 @@ class StructureReport:
 
 def metric_unit(name: str, unit: str, ndim: int) -> str:
     """The unit of metric ``name`` for lengths in ``unit``."""
+    if name.endswith(SECTION_SUFFIX):
+        return metric_unit(name[: -len(SECTION_SUFFIX)], unit, 2)
     if name.startswith(("chord_mean", "pore_size")):
         return unit
     if name == "specific_surface":
@@ -409,6 +413,8 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
         samples.append(m)
         tpbs.append(t)
     report.comparison = _compare(_spread(own, own_tpb, phases), _spread(samples, tpbs, phases))
+    if ref.ndim < lab.ndim:  # 2D metrics of sections: their own rows, beside the 3D metrics of the volume
+        report.comparison["metric"] = report.comparison["metric"] + SECTION_SUFFIX
     unit_len = float(ref_sp.min())
     mine, theirs = _histograms(own, phases, unit_len), _histograms(samples, phases, unit_len)
     report.distributions = {p: {name: {"edges": (CHORD_BINS if name == "chord_length" else SIZE_BINS) * unit_len,

@@ -255,7 +255,8 @@ class TransportTerm:
     blocks when every side exceeds :attr:`POOL_ABOVE` (connectivity is a large-scale property, and the floors
     then cost an eighth). With :attr:`straight_through` set (the late decision stages), targets are judged on the
     decided phases ``argmax(ind)`` with the gradient of the soft field (a straight-through estimator), so that the
-    tortuosity reached is that of the labels rather than of the nearly decided field."""
+    tortuosity reached is that of the labels rather than of the nearly decided field. :attr:`use_floors` switches
+    the floors off (the coarse multigrid levels)."""
 
     POOL_ABOVE = 32
 
@@ -266,6 +267,7 @@ class TransportTerm:
         self.weight = weight
         self.soft = SoftDiffusivity()
         self.straight_through = False
+        self.use_floors = True
 
     def _log_d(self, ind: torch.Tensor, wanted: dict[tuple[int, int], float], slot: str
                ) -> list[tuple[tuple[int, int], torch.Tensor, torch.Tensor]]:
@@ -288,7 +290,7 @@ class TransportTerm:
         for key, log_d, log_p in self._log_d(judged, self.targets, "target"):
             gap = log_p - log_d - math.log(self.targets[key])
             total = total + gap * gap
-        if self.floors:
+        if self.floors and self.use_floors:
             coarse = ind
             if min(ind.shape[1:]) > self.POOL_ABOVE:
                 pool = torch.nn.functional.avg_pool3d if ind.ndim == 4 else torch.nn.functional.avg_pool2d

@@ -1,0 +1,163 @@
+"""Physical fidelity of 2D -> 3D reconstructions: connectivity, topology and transport against real crops.
+
+Data (not shipped; see ``../shared/data/MANIFEST.md``):
+
+* the Leopard sandstone micro-CT sub-volume (100^3, PoreSpy test fixture, MIT; 1 = pore): a 2D slice is
+  characterised (volume fractions, S2 with limit_to 8, variation; the defaults) and volumes are reconstructed
+  from it with today's method (``connectivity="off"``, descriptors only) and the new default
+  (``connectivity="auto"``); every metric of :func:`structure_report` is compared with 8 random crops of the real
+  volume (at most 80 % of its side, so 64^3 for 64^3 reconstructions and 80^3 windows for 128^3 ones, the
+  reconstruction being measured on as many windows of its own);
+* the NETL SOFC anode (one segmented FIB-SEM slice, three phases, values 0 / 128 / 255): 64^3 from a 192^2
+  crop, compared on 2D metrics (sections of the volume against windows of the whole slice), with the triple
+  phase boundary density and the per-phase tortuosity of the volume;
+* target tortuosity: the Leopard slice with the pore tortuosity prescribed 20 % below and above the real crops'
+  (geometric) mean; the reached value per axis and the S2 error.
+
+    python benchmarks/connectivity.py [--data ../shared/data] [--sizes 64 128] [--slices 50 15]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_microfingerprint import match, structure_report, tortuosity
+
+from _report import report as write_report
+
+METRICS = ("volume_fraction", "specific_surface", "euler_density", "cluster_density", "largest_cluster_share",
+           "percolating_axes", "chord_mean_z", "chord_mean_y", "chord_mean_x", "pore_size_mean",
+           "tortuosity_z", "tortuosity_y", "tortuosity_x", "diffusivity_z", "diffusivity_y", "diffusivity_x")
+
+
+def _fmt(x: float) -> str:
+    return "inf" if not math.isfinite(x) else f"{x:.4g}"
+
+
+def _rows(case: str, reports: dict, phases) -> list[dict]:
+    rows = []
+    any_report = next(iter(reports.values()))
+    cmp = any_report.comparison.set_index(["phase", "metric"])
+    for phase in phases:
+        if phase not in cmp.index.get_level_values(0):
+            continue
+        for metric in cmp.loc[phase].index:
+            base = metric.replace(" (2D sections)", "")
+            if base not in METRICS and base != "tpb_density":
+                continue
+            ref = cmp.loc[(phase, metric)]
+            row = {"case": case, "phase": phase, "metric": metric,
+                   "real mean ± sd": f"{_fmt(ref.ref_mean)} ± {_fmt(ref.ref_sd)}"}
+            for name, rep in reports.items():
+                mine = rep.comparison.set_index(["phase", "metric"]).loc[(phase, metric)]
+                row[name] = _fmt(mine.value) + ("" if mine.inside else " *")
+            rows.append(row)
+    return rows
+
+
+def _summary(case: str, name: str, res, rep, seconds: float) -> dict:
+    out = rep.comparison
+    pore = rep.phases[1].values if 1 in rep.phases else {}
+    return {"case": case, "method": name, "seconds": round(seconds, 1),
+            "outside 2 sd": f"{int((~out.inside).sum())}/{len(out)}",
+            "pore percolating axes": int(pore.get("percolating_axes", -1)),
+            "pore tortuosity (z, y, x)": ", ".join(_fmt(pore.get(f"tortuosity_{a}", math.nan)) for a in "zyx"),
+            "s2 error (z)": round(res.errors["z"]["s2"], 4), "undecided": round(res.undecided, 5)}
+
+
+def leopard(data: Path, sizes, slices) -> tuple[list[dict], list[dict]]:
+    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    rows, summary = [], []
+    for size in sizes:
+        for z in slices if size == sizes[0] else slices[:1]:
+            case = f"Leopard z={z} ({vol[z].mean():.3f}) -> {size}^3"
+            reports = {}
+            for name, conn in (("descriptors only", "off"), ("default (connected)", "auto")):
+                start = time.perf_counter()
+                res = match(vol[z], (size,) * 3, connectivity=conn, seed=0)
+                seconds = time.perf_counter() - start
+                rep = structure_report(res.labels, vol, n_windows=8, seed=0)
+                reports[name] = rep
+                summary.append(_summary(case, name, res, rep, seconds))
+                print(summary[-1], flush=True)
+            rows += _rows(case, reports, (1, 0))
+    return rows, summary
+
+
+def anode(data: Path) -> tuple[list[dict], list[dict]]:
+    import tifffile
+
+    raw = tifffile.imread(data / "netl_sofc_anode" / "anode_segmented_tiff_z050.tif")
+    lab = np.searchsorted(np.unique(raw), raw).astype(np.uint8)
+    crop = lab[:192, :192]
+    case = "SOFC anode 192^2 -> 64^3"
+    reports, summary = {}, []
+    for name, conn in (("descriptors only", "off"), ("default (connected)", "auto")):
+        start = time.perf_counter()
+        res = match(crop, (64, 64, 64), connectivity=conn, seed=0)
+        seconds = time.perf_counter() - start
+        rep = structure_report(res.labels, lab, n_windows=9, seed=0)
+        reports[name] = rep
+        row = _summary(case, name, res, rep, seconds)
+        row["tpb density (3D, 1/px^2)"] = _fmt(rep.tpb_density)
+        for p in range(3):
+            v = rep.phases[p].values
+            row[f"phase {p}: fraction, tortuosity z/y/x"] = (
+                f"{v['volume_fraction']:.3f}; " + "/".join(_fmt(v[f'tortuosity_{a}']) for a in "zyx"))
+        summary.append(row)
+        print(row, flush=True)
+    return _rows(case, reports, (0, 1, 2, -1)), summary
+
+
+def target_tortuosity(data: Path, z: int) -> list[dict]:
+    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    rng = np.random.default_rng(0)
+    taus = []
+    for _ in range(8):
+        o = rng.integers(0, 100 - 64 + 1, 3)
+        crop = vol[o[0]:o[0] + 64, o[1]:o[1] + 64, o[2]:o[2] + 64]
+        taus += [r.tortuosity for r in tortuosity(crop, 1).values() if math.isfinite(r.tortuosity)]
+    real = float(np.exp(np.mean(np.log(taus))))
+    rows = []
+    for factor in (0.8, 1.2):
+        want = factor * real
+        start = time.perf_counter()
+        res = match(vol[z], (64, 64, 64), tortuosity=want, seed=0)
+        seconds = time.perf_counter() - start
+        got = [r.tortuosity for r in tortuosity(res.labels, 1).values()]
+        rows.append({"slice": z, "real tau (geometric mean of crops)": round(real, 3), "target": round(want, 3),
+                     "reached z, y, x": ", ".join(f"{t:.3f}" for t in got),
+                     "max rel. deviation": f"{max(abs(t / want - 1) for t in got):.3%}",
+                     "s2 error (z)": round(res.errors["z"]["s2"], 4), "seconds": round(seconds, 1)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--slices", type=int, nargs="+", default=[50, 15, 20])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["leopard", "anode", "target"])
+    args = parser.parse_args()
+    print("load:", os.getloadavg())
+    if "leopard" not in args.skip:
+        rows, summary = leopard(args.data, args.sizes, args.slices)
+        write_report(summary, "connectivity_leopard_summary")
+        write_report(rows, "connectivity_leopard_metrics")
+    if "anode" not in args.skip:
+        rows, summary = anode(args.data)
+        write_report(summary, "connectivity_anode_summary")
+        write_report(rows, "connectivity_anode_metrics")
+    if "target" not in args.skip:
+        write_report(target_tortuosity(args.data, args.slices[0]), "connectivity_target_tortuosity")
+    print("load:", os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
