@@ -155,3 +155,19 @@ def test_tortuosity_target_from_the_widget(make_napari_viewer, qtbot, messages):
     qtbot.waitUntil(lambda: widget.last_report is not None, timeout=120_000)
     result = next(lay for lay in viewer.layers if "reconstruction 3D" in lay.name)
     assert result.metadata["microfingerprint"]["settings"]["tortuosity"] == {1: 2.0}
+
+
+def test_a_source_too_small_for_a_spread_keeps_the_run(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(make_two_phase((40, 40), 0.4, 2.0, seed=1)[:9, :9], name="tiny slice")
+    widget = _widget(viewer, layer, size=(16, 16, 16))
+    widget.run()
+    qtbot.waitUntil(lambda: widget.last_report is not None, timeout=120_000)
+    assert widget.last_report.comparison is None and "not compared" in widget.last_report.mode
+    assert any("reconstruction 3D" in lay.name for lay in viewer.layers) and messages["error"] == []
+    assert "not compared" in widget.report_panel.summary.text()
+    widget.check_layer.value = next(lay for lay in viewer.layers if "reconstruction 3D" in lay.name)
+    widget.check_reference.value = layer  # chosen explicitly: the same problem is an error now
+    widget.check()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
+    assert any("too small to give a spread" in m for m in messages["error"])

@@ -7,6 +7,7 @@ import math
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
@@ -14,6 +15,7 @@ from ..core.morphometry import StructureReport
 
 COLUMNS = ("phase", "metric", "value", "reference (mean ± sd)", "within 2 sd")
 OUTSIDE = QColor(255, 205, 205)
+OUTSIDE_TEXT = QColor(20, 20, 20)
 
 
 def _fmt(value: float) -> str:
@@ -25,7 +27,8 @@ def _fmt(value: float) -> str:
 
 
 class DistributionPlot(FigureCanvasQTAgg):
-    """Chord-length and pore-size densities of one phase: the structure against the reference."""
+    """Chord-length and pore-size distributions of one phase, the structure against the reference, as densities
+    per unit of log length (the bins widen geometrically)."""
 
     def __init__(self) -> None:
         self.figure = Figure(figsize=(4, 2.2), layout="constrained")
@@ -42,10 +45,12 @@ class DistributionPlot(FigureCanvasQTAgg):
                 continue
             d = report.distributions[phase][name]
             centres = np.sqrt(d["edges"][:-1] * d["edges"][1:])
+            width = np.log(d["edges"][1:] / d["edges"][:-1])
             for key, style in (("structure", "-"), ("reference", "--")):
                 keep = d[key] > 0
-                ax.plot(centres[keep], d[key][keep], style, label=key)
+                ax.plot(centres[keep], d[key][keep] / width[keep], style, label=key)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(report.unit, fontsize="small")
             ax.legend(fontsize="x-small")
         self.draw()
@@ -89,6 +94,7 @@ class ReportPanel(QWidget):
                 item = QTableWidgetItem(text)
                 if inside == "NO":
                     item.setBackground(QBrush(OUTSIDE))
+                    item.setForeground(QBrush(OUTSIDE_TEXT))
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
         phases = sorted(report.distributions)

@@ -342,10 +342,8 @@ class ReconstructionWidget(QWidget):
         layer = self.check_layer.value
         ref_layer = self.check_reference.value
         try:
-            if layer is None:
-                raise InputError("no Labels layer to check; open or reconstruct a phase map first.")
-            data = check_labels(layer.data, f"layer '{layer.name}'")
-            reference = None if ref_layer is None else check_labels(ref_layer.data, f"layer '{ref_layer.name}'")
+            data = _phase_data(layer)
+            reference = None if ref_layer is None else _phase_data(ref_layer)
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Check")
             return None
@@ -355,37 +353,46 @@ class ReconstructionWidget(QWidget):
         def done(report: StructureReport) -> None:
             self._show_report(report, f"physics check of '{layer.name}'{against}")
 
-        return self.progress.start(_checked, done, "Check", labels=data, reference=reference, spacing=spacing,
-                                   transport=self.check_transport.value)
+        return self.progress.start(structure_report_iter, done, "Check", structure=data, reference=reference,
+                                   spacing=spacing, transport=self.check_transport.value)
 
     def show_clusters(self) -> None:
         """Write the largest (1) and the isolated (2) clusters of a phase of the checked layer as Labels."""
         layer = self.check_layer.value
         phase = self.cluster_phase.value
         try:
-            if layer is None:
-                raise InputError("no Labels layer is chosen under 'check layer'.")
-            data = check_labels(layer.data, f"layer '{layer.name}'")
+            data = _phase_data(layer)
             if not (data == phase).any():
                 raise InputError(f"'{layer.name}' has no voxel of phase {phase}; choose another phase.")
             clusters = cluster_labels(data, phase)
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Show clusters")
             return
-        n_isolated = int(np.unique(clusters).size - 1 - (clusters == 1).any())
+        isolated = float((clusters == 2).sum() / (clusters > 0).sum())
         self.viewer.add_labels(
             clusters, name=f"{layer.name} clusters of phase {phase} (1 largest, 2 isolated)", scale=layer.scale,
             metadata={"microfingerprint": {"made_by": "cluster_labels", "source": layer.name, "phase": phase,
-                                           "isolated_share": float((clusters == 2).sum() / max((clusters > 0).sum(),
-                                                                                                1))}})
-        show_info(f"phase {phase} of '{layer.name}': largest cluster 1, every isolated cluster 2"
-                  + ("" if n_isolated else " (none is isolated)") + ".")
+                                           "isolated_share": isolated}})
+        show_info(f"phase {phase} of '{layer.name}': largest cluster 1, every isolated cluster 2 "
+                  f"({100 * isolated:.2f} % of the phase is isolated).")
+
+
+def _phase_data(layer: Layer | None) -> np.ndarray:
+    """The phase map of the Labels layer chosen for a check; :class:`InputError` when none is chosen."""
+    if layer is None:
+        raise InputError("no Labels layer is chosen under 'check layer'; open or reconstruct a phase map first.")
+    return check_labels(layer.data, f"layer '{layer.name}'")
 
 
 def _checked(labels: np.ndarray, reference: np.ndarray | None, spacing: tuple[float, ...], transport: bool
              ) -> Generator[Progress, None, StructureReport]:
-    """The structure report, with a reference only when it is large enough to give a spread (otherwise the
-    structure alone, and a note in the summary)."""
-    if reference is not None and (reference.ndim > labels.ndim or min(reference.shape) < 10):
-        reference = None
-    return (yield from structure_report_iter(labels, reference, spacing=spacing, transport=transport))
+    """The structure report after a run, against its source; when the source cannot give a spread (it is no
+    larger than the result), the result alone, with the reason as the report's mode, so that the run is kept."""
+    try:
+        return (yield from structure_report_iter(labels, reference, spacing=spacing, transport=transport))
+    except InputError as err:
+        if reference is None:
+            raise
+        report = yield from structure_report_iter(labels, None, spacing=spacing, transport=transport)
+        report.mode = f"not compared with the source: {err}"
+        return report

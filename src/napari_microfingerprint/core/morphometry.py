@@ -41,13 +41,16 @@ from .progress import Progress, run_to_end
 from .transport import axis_names, effective_diffusivity, spanning_mask
 from .validation import InputError
 
-#: Bins of the distributions, in units of the smallest voxel side.
-CHORD_BINS = np.unique(np.round(np.geomspace(1, 512, 40)).astype(int)).astype(float)
+#: Edges of the chord-length and pore-size distributions, in units of the smallest voxel side (ratio 1.25).
+HISTOGRAM_EDGES = np.geomspace(1, 1024, 32)
+#: Ball diameters of the local-thickness sweep, in units of the smallest voxel side.
 SIZE_BINS = np.unique(np.concatenate([np.arange(1, 25), np.round(np.geomspace(25, 1024, 40))])).astype(float)
 #: Suffix of the metrics measured on 2D sections of a volume (compared with a 2D reference).
 SECTION_SUFFIX = " (2D sections)"
 #: Default comparison windows are at most this share of the reference's sides, so that random windows differ.
 WINDOW_SHARE = 0.8
+#: The smallest comparison window side, in voxels.
+MIN_WINDOW = 8
 
 
 @dataclass
@@ -117,6 +120,8 @@ class StructureReport:
                 f"phase {p}: fraction {v['volume_fraction']:.3f}, {int(v['clusters'])} clusters, largest "
                 f"{v['largest_cluster_share']:.3f}, percolates along {perc}/{self.ndim} axes, tortuosity {tau}"
             )
+        if self.comparison is None and self.mode:
+            lines.append(self.mode)
         if self.comparison is not None:
             out = self.outside
             lines.append(f"against the reference ({self.mode}): {len(self.comparison) - len(out)} of "
@@ -338,7 +343,8 @@ def _histograms(samples: list[dict[int, PhaseMorphology]], phases: Sequence[int]
     for p in phases:
         chords = np.concatenate([c for s in samples for c in s[p].chords.values()] or [np.zeros(0)])
         sizes = np.concatenate([s[p].sizes for s in samples] or [np.zeros(0)])
-        out[p] = {"chord_length": _density(chords, CHORD_BINS * unit), "pore_size": _density(sizes, SIZE_BINS * unit)}
+        out[p] = {"chord_length": _density(chords, HISTOGRAM_EDGES * unit),
+                  "pore_size": _density(sizes, HISTOGRAM_EDGES * unit)}
     return out
 
 
@@ -398,6 +404,9 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
             m, t = _measure(sec, phases, sec_sp, transport, True, n_phases)
             own.append(m)
             own_tpb.append(t)
+    if min(win) < MIN_WINDOW:
+        raise InputError(f"the comparison window {win} is smaller than {MIN_WINDOW} voxels a side: the reference "
+                         f"{ref.shape} is too small to give a spread of windows; give a larger reference.")
     if any(w > s for w, s in zip(win, ref.shape)):
         raise InputError(f"the comparison window {win} is larger than the reference {ref.shape}; give a larger "
                          "reference or a smaller window.")
@@ -417,7 +426,7 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
         report.comparison["metric"] = report.comparison["metric"] + SECTION_SUFFIX
     unit_len = float(ref_sp.min())
     mine, theirs = _histograms(own, phases, unit_len), _histograms(samples, phases, unit_len)
-    report.distributions = {p: {name: {"edges": (CHORD_BINS if name == "chord_length" else SIZE_BINS) * unit_len,
+    report.distributions = {p: {name: {"edges": HISTOGRAM_EDGES * unit_len,
                                        "structure": mine[p][name], "reference": theirs[p][name]}
                                 for name in mine[p]} for p in phases}
     yield Progress(total, total, "done")
