@@ -187,3 +187,5 @@ def test_transport_settings_are_checked():
         reconstruct(target, (16, 16, 16), connectivity="always")
     with pytest.raises(InputError, match="3D reference"):
         match(src, (16, 16, 16), tortuosity="reference")
+    with pytest.raises(InputError, match="annealing"):
+        reconstruct(target, (16, 16, 16), tortuosity=2.0, optimizer="annealing")

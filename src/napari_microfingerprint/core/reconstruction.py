@@ -145,9 +145,11 @@ def _weights(target: DescriptorSet, weights: Mapping[str, float] | None) -> dict
 
 
 def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], limit_to: int,
-                    dtype: torch.dtype = torch.float32, history_size: int = 20) -> int:
+                    dtype: torch.dtype = torch.float32, history_size: int = 20, transport_phases: int = 0) -> int:
     """Bytes a reconstruction of ``shape`` needs, from the descriptors' per-voxel cost, calibrated on CUDA peaks
-    (384^3 with volume fractions, S2 and variation: 24.6 GB measured; 256^3 with S3 added: 25.2 GB)."""
+    (384^3 with volume fractions, S2 and variation: 24.6 GB measured; 256^3 with S3 added: 25.2 GB), plus, per
+    phase with a transport term, the solver's fields (three warm-started potentials, the conjugate-gradient
+    vectors, conductivities and their gradients: about 24 values per voxel)."""
     voxels = int(np.prod(shape))
     item = torch.finfo(dtype).bits // 8
     ch = 1 if n_phases == 2 else n_phases
@@ -159,6 +161,7 @@ def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], l
             per_voxel += ch * (6 * 4 * limit_to + 4)
         else:
             per_voxel += ch * _MEMORY_FACTORS.get(n, 20.0)
+    per_voxel += 24 * transport_phases
     return int(1.1 * voxels * per_voxel * item) + 64 * 2**20
 
 
@@ -325,7 +328,10 @@ def reconstruct_iter(
     weights = _weights(target, s.weights)
     device = resolve_device(s.device)
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
-    need = estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype, s.history_size)
+    transport = _transport_term(target, len(shape), s)
+    n_transport = 0 if transport is None else len({p for p, _ in {**transport.targets, **transport.floors}})
+    need = estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype, s.history_size,
+                           n_transport)
     have = available_bytes(device)
     if need > 0.9 * have:
         raise InputError(
@@ -333,9 +339,11 @@ def reconstruct_iter(
             f"{format_bytes(have)} is free; choose a smaller output, fewer or cheaper descriptors, or another device."
         )
     if s.optimizer == "annealing":
+        if transport is not None and transport.targets:
+            raise InputError("the annealing baseline matches descriptors only; a target tortuosity needs the "
+                             "'lbfgs' or 'adam' optimizer.")
         return (yield from _anneal(target, shape, weights, s, device, dtype, cancel))
 
-    transport = _transport_term(target, len(shape), s)
     gen = torch.Generator().manual_seed(s.seed)
     levels = _levels(target, shape, s.multigrid)
     budget = s.max_iter
@@ -527,9 +535,9 @@ def reconstruct(target: DescriptorSet, shape: Sequence[int], seed: int = 0, devi
 
 
 def reference_tortuosity(structure) -> dict[int, list[float]]:
-    """Tortuosity targets "same as the reference" of a 3D phase map: for each phase below half of the volume
-    that connects two opposite faces, its tortuosity factor per axis (axes it does not connect are left out
-    by giving the phase no target at all; :func:`.transport.tortuosity` reports them)."""
+    """Tortuosity targets "same as the reference" of a 3D phase map: the tortuosity factor per axis of each
+    phase below half of the volume that connects the opposite faces along every axis (a phase that does not
+    gets no target)."""
     lab = np.asarray(structure)
     if lab.ndim != 3:
         raise InputError(f"tortuosity='reference' needs a 3D reference volume, but the structure is {lab.ndim}D: "
