@@ -38,7 +38,7 @@ from skimage.measure import euler_number, find_contours, marching_cubes, mesh_su
 from .characterization import _spacing
 from .descriptors.sets import phase_map
 from .progress import Progress, run_to_end
-from .transport import axis_names, effective_diffusivity, spanning_mask
+from .transport import axis_names, spanning_diffusivity, spanning_mask
 from .validation import InputError
 
 #: Edges of the chord-length and pore-size distributions, in units of the smallest voxel side (ratio 1.25).
@@ -232,8 +232,7 @@ def _distinct_at_least_three(cells: Sequence[np.ndarray]) -> np.ndarray:
     return distinct >= 3
 
 
-def phase_morphology(lab: np.ndarray, phase: int, spacing: np.ndarray, transport: bool = True,
-                     sizes: bool = True) -> PhaseMorphology:
+def phase_morphology(lab: np.ndarray, phase: int, spacing: np.ndarray, transport: bool = True) -> PhaseMorphology:
     """The metrics of the module docstring for ``phase`` of the phase map ``lab``."""
     mask = lab == phase
     ndim = lab.ndim
@@ -252,24 +251,39 @@ def phase_morphology(lab: np.ndarray, phase: int, spacing: np.ndarray, transport
         c = chord_lengths(mask, ax) * spacing[ax]
         chords[name] = c
         v[f"chord_mean_{name}"] = float(c.mean()) if c.size else 0.0
-    thickness = local_thickness(mask, spacing)[mask] if sizes else np.zeros(0)
-    if sizes:
-        v["pore_size_mean"] = float(thickness.mean()) if thickness.size else 0.0
-    spans = [bool(spanning_mask(mask, ax).any()) for ax in range(ndim)]
-    v["percolating_axes"] = float(sum(spans))
+    thickness = local_thickness(mask, spacing)[mask]
+    v["pore_size_mean"] = float(thickness.mean()) if thickness.size else 0.0
+    spans = [spanning_mask(mask, ax, clusters) for ax in range(ndim)]
+    v["percolating_axes"] = float(sum(bool(s.any()) for s in spans))
     if transport:
         for ax, name in enumerate(names):
-            res = effective_diffusivity(lab, phase, ax) if spans[ax] else None
-            v[f"tortuosity_{name}"] = res.tortuosity if res else math.inf
-            v[f"diffusivity_{name}"] = res.diffusivity if res else 0.0
+            d = spanning_diffusivity(spans[ax], ax) if spans[ax].any() else 0.0
+            v[f"tortuosity_{name}"] = v["volume_fraction"] / d if d > 0 else math.inf
+            v[f"diffusivity_{name}"] = d
     return PhaseMorphology(v, chords, thickness)
 
 
-def _measure(lab: np.ndarray, phases: Sequence[int], spacing: np.ndarray, transport: bool, sizes: bool,
+def _measure(lab: np.ndarray, phases: Sequence[int], spacing: np.ndarray, transport: bool,
              n_phases: int) -> tuple[dict[int, PhaseMorphology], float | None]:
-    per = {p: phase_morphology(lab, p, spacing, transport, sizes) for p in phases}
+    per = {p: phase_morphology(lab, p, spacing, transport) for p in phases}
     tpb = triple_phase_boundary_density(lab, spacing) if n_phases >= 3 else None
     return per, tpb
+
+
+def _check_window(window: Sequence[int], reference_shape: Sequence[int]) -> None:
+    """:class:`InputError` unless random windows of ``window`` inside the reference can differ."""
+    if min(window) < MIN_WINDOW:
+        raise InputError(f"the comparison window {tuple(window)} is smaller than {MIN_WINDOW} voxels a side: the "
+                         f"reference {tuple(reference_shape)} is too small to give a spread of windows; give a larger "
+                         "reference.")
+    if any(w > s for w, s in zip(window, reference_shape)):
+        raise InputError(f"the comparison window {tuple(window)} is larger than the reference "
+                         f"{tuple(reference_shape)}; give a larger reference or a smaller window.")
+    if all(w == s for w, s in zip(window, reference_shape)):
+        raise InputError(
+            f"the reference {tuple(reference_shape)} is no larger than the comparison window {tuple(window)}, so it "
+            "gives no spread; give a larger reference or a smaller window (window=...)."
+        )
 
 
 def _windows(shape: Sequence[int], window: Sequence[int], n: int, rng: np.random.Generator) -> list[tuple]:
@@ -373,52 +387,44 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
         if ref.ndim > lab.ndim:
             raise InputError("the reference is 3D but the structure is 2D; give a 2D reference (one slice).")
         n_phases = max(n_phases, ref_phases)
+        if ref.ndim == lab.ndim:
+            win = tuple(window) if window is not None else tuple(min(a, int(WINDOW_SHARE * b))
+                                                                 for a, b in zip(lab.shape, ref.shape))
+            mode = f"{lab.ndim}D windows of {'x'.join(map(str, win))}"
+        else:
+            side = min(min(lab.shape), int(WINDOW_SHARE * min(ref.shape)))
+            win = tuple(window) if window is not None else (side, side)
+            mode = f"2D sections of the structure against windows of {'x'.join(map(str, win))} of the slice"
+        _check_window(win, ref.shape)
     ref_sp = sp if ref is None or ref.ndim == lab.ndim else sp[1:]
     total = 1 + (0 if ref is None else n_windows * (2 if ref.ndim < lab.ndim else 1) + 1)
     yield Progress(0, total, "measuring the structure")
-    per, tpb = _measure(lab, phases, sp, transport, True, n_phases)
+    per, tpb = _measure(lab, phases, sp, transport, n_phases)
     report = StructureReport(lab.ndim, tuple(lab.shape), unit, tuple(float(s) for s in sp), per, tpb)
     if ref is None:
         return report
+    report.mode = mode
     rng = np.random.default_rng(seed)
-    if ref.ndim == lab.ndim:
-        win = tuple(window) if window is not None else tuple(min(a, int(WINDOW_SHARE * b))
-                                                             for a, b in zip(lab.shape, ref.shape))
-        report.mode = f"{lab.ndim}D windows of {'x'.join(map(str, win))}"
-        own = [per] if win == tuple(lab.shape) else []
-        own_tpb = [tpb] if own else []
-        if not own:
-            for k, sl in enumerate(_windows(lab.shape, win, n_windows, rng)):
-                yield Progress(1 + k, total, f"measuring window {k + 1} of the structure")
-                m, t = _measure(lab[sl], phases, sp, transport, True, n_phases)
-                own.append(m)
-                own_tpb.append(t)
-    else:
-        side = min(min(lab.shape), int(WINDOW_SHARE * min(ref.shape)))
-        win = tuple(window) if window is not None else (side, side)
-        report.mode = f"2D sections of the structure against windows of {'x'.join(map(str, win))} of the slice"
+    own, own_tpb = [], []
+    if ref.ndim < lab.ndim:
         sections = _sections(lab, sp, win, max(1, n_windows // 3 + 1))
-        own, own_tpb = [], []
         for k, (sec, sec_sp) in enumerate(sections):
             yield Progress(1 + k, total, f"measuring section {k + 1} of {len(sections)}")
-            m, t = _measure(sec, phases, sec_sp, transport, True, n_phases)
+            m, t = _measure(sec, phases, sec_sp, transport, n_phases)
             own.append(m)
             own_tpb.append(t)
-    if min(win) < MIN_WINDOW:
-        raise InputError(f"the comparison window {win} is smaller than {MIN_WINDOW} voxels a side: the reference "
-                         f"{ref.shape} is too small to give a spread of windows; give a larger reference.")
-    if any(w > s for w, s in zip(win, ref.shape)):
-        raise InputError(f"the comparison window {win} is larger than the reference {ref.shape}; give a larger "
-                         "reference or a smaller window.")
-    if all(w == s for w, s in zip(win, ref.shape)):
-        raise InputError(
-            f"the reference {ref.shape} is no larger than the comparison window {win}, so it gives no spread; "
-            "give a larger reference or a smaller window (window=...)."
-        )
+    elif win == tuple(lab.shape):
+        own, own_tpb = [per], [tpb]
+    else:
+        for k, sl in enumerate(_windows(lab.shape, win, n_windows, rng)):
+            yield Progress(1 + k, total, f"measuring window {k + 1} of the structure")
+            m, t = _measure(lab[sl], phases, sp, transport, n_phases)
+            own.append(m)
+            own_tpb.append(t)
     samples, tpbs = [], []
     for k, sl in enumerate(_windows(ref.shape, win, n_windows, rng)):
         yield Progress(total - n_windows - 1 + k, total, f"measuring reference window {k + 1} of {n_windows}")
-        m, t = _measure(ref[sl], phases, ref_sp, transport, True, n_phases)
+        m, t = _measure(ref[sl], phases, ref_sp, transport, n_phases)
         samples.append(m)
         tpbs.append(t)
     report.comparison = _compare(_spread(own, own_tpb, phases), _spread(samples, tpbs, phases))
@@ -442,7 +448,8 @@ def structure_report(structure, reference=None, spacing: Sequence[float] | None 
     A 3D reference is cut into windows of the structure's shape, at most :data:`WINDOW_SHARE` of the reference's
     sides (or ``window``; a structure larger than the window is measured as the mean of as many random windows
     of its own). A 2D reference (one slice) of a 3D structure is compared on 2D metrics: the structure's sections
-    along every axis, cropped to a square window, against windows of the slice. ``spacing`` (voxel size per axis) and ``unit`` give physical units;
+    along every axis, cropped to a square window, against windows of the slice (whose pixels are taken to have
+    the structure's y, x spacing). ``spacing`` (voxel size per axis) and ``unit`` give physical units;
     ``transport=False`` skips the tortuosity solves."""
     return run_to_end(structure_report_iter(structure, reference, spacing, unit, phases, n_windows, window,
                                             transport, seed))
