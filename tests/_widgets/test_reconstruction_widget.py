@@ -171,3 +171,23 @@ def test_a_source_too_small_for_a_spread_keeps_the_run(make_napari_viewer, qtbot
     widget.check()
     qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
     assert any("too small to give a spread" in m for m in messages["error"])
+
+
+def test_tortuosity_of_the_source_volume_is_solved_in_the_worker(make_napari_viewer, qtbot, messages):
+    from napari_microfingerprint import reference_tortuosity
+
+    viewer = make_napari_viewer()
+    vol = make_two_phase((16, 16, 16), 0.4, 2.0, seed=2)
+    layer = viewer.add_labels(vol, name="volume")
+    widget = _widget(viewer, layer, size=(16, 16, 16))
+    widget.mode.value = "3D from 3D volume"
+    widget.tau_mode.value = "same as the source volume"
+    worker = widget.run()
+    assert worker is not None and "tortuosity" not in str(widget.report.text())  # nothing solved in the GUI yet
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=120_000)
+    result = next(lay for lay in viewer.layers if "reconstruction 3D" in lay.name)
+    wanted = result.metadata["microfingerprint"]["settings"]["tortuosity"]
+    expected = reference_tortuosity(vol)
+    assert set(wanted) == set(expected) and messages["error"] == []
+    for phase, taus in expected.items():
+        assert wanted[phase] == pytest.approx(taus, rel=1e-9)

@@ -217,8 +217,6 @@ class ReconstructionWidget(QWidget):
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Reconstruction")
             return None
-        if tortuosity is not None:
-            settings["tortuosity"] = tortuosity
         reference = None if len(targets) > 1 or self.zx.value is not None or self.zy.value is not None \
             else np.asarray(layer.data)
         spacing = tuple(float(v) for v in layer.scale[-np.ndim(layer.data):])
@@ -228,6 +226,11 @@ class ReconstructionWidget(QWidget):
         self._preview_name = f"{layer.name} reconstruction (preview)"
 
         def work() -> Generator[Any, None, tuple[list[ReconstructionResult], StructureReport | None]]:
+            if isinstance(tortuosity, np.ndarray):  # the source volume's own, solved here and not in the GUI
+                yield Progress(0, 1, "tortuosity of the source volume")
+                settings["tortuosity"] = reference_tortuosity(tortuosity)
+            elif tortuosity is not None:
+                settings["tortuosity"] = tortuosity
             results = []
             for k, target in enumerate(targets):
                 if cancel.is_set():
@@ -239,7 +242,7 @@ class ReconstructionWidget(QWidget):
             report = None
             if len(results) == 1 and not results[0].cancelled and len(np.unique(results[0].labels)) > 1:
                 out_spacing = spacing if len(spacing) == len(shape) else (spacing[0],) + spacing
-                report = yield from _checked(results[0].labels, reference, out_spacing, True)
+                report = yield from _checked(results[0].labels, reference, out_spacing, True, cancel)
             return results, report
 
         def done(outcome: tuple[list[ReconstructionResult], StructureReport | None]) -> None:
@@ -319,7 +322,8 @@ class ReconstructionWidget(QWidget):
 
     # ----------------------------------------------------------------- physics check
     def _tortuosity(self, layer: Layer, ndim: int) -> Any:
-        """The tortuosity setting from the Transport section (``None`` for none)."""
+        """The tortuosity setting from the Transport section: ``None``, ``{phase: value}``, or the checked source
+        volume, whose tortuosity the worker solves (:func:`reference_tortuosity`)."""
         mode = self.tau_mode.value
         if mode == "none":
             return None
@@ -331,7 +335,7 @@ class ReconstructionWidget(QWidget):
         if data.ndim != 3:
             raise InputError(f"'same as the source volume' needs a 3D source, but '{layer.name}' is {data.ndim}D; "
                              "give a value instead.")
-        return reference_tortuosity(check_labels(data, layer.name))
+        return check_labels(data, f"layer '{layer.name}'")
 
     def _show_report(self, report: StructureReport, title: str) -> None:
         self.last_report = report
@@ -384,15 +388,33 @@ def _phase_data(layer: Layer | None) -> np.ndarray:
     return check_labels(layer.data, f"layer '{layer.name}'")
 
 
-def _checked(labels: np.ndarray, reference: np.ndarray | None, spacing: tuple[float, ...], transport: bool
-             ) -> Generator[Progress, None, StructureReport]:
-    """The structure report after a run, against its source; when the source cannot give a spread (it is no
-    larger than the result), the result alone, with the reason as the report's mode, so that the run is kept."""
+def _checked(labels: np.ndarray, reference: np.ndarray | None, spacing: tuple[float, ...], transport: bool,
+             cancel: threading.Event) -> Generator[Progress, None, StructureReport | None]:
+    """The structure report after a run, against its source; when the source cannot give a spread, the result
+    alone, with the reason as the report's mode, so that the run is kept. ``None`` when Cancel is pressed during
+    the check (the reconstruction is written all the same)."""
     try:
-        return (yield from structure_report_iter(labels, reference, spacing=spacing, transport=transport))
+        report = yield from _cancellable(structure_report_iter(labels, reference, spacing=spacing,
+                                                               transport=transport), cancel)
     except InputError as err:
         if reference is None:
             raise
-        report = yield from structure_report_iter(labels, None, spacing=spacing, transport=transport)
-        report.mode = f"not compared with the source: {err}"
-        return report
+        report = yield from _cancellable(structure_report_iter(labels, None, spacing=spacing, transport=transport),
+                                         cancel)
+        if report is not None:
+            report.mode = f"not compared with the source: {err}"
+    return report
+
+
+def _cancellable(gen: Generator[Progress, None, StructureReport], cancel: threading.Event
+                 ) -> Generator[Progress, None, StructureReport | None]:
+    """Run a report generator, stopping at its next step once ``cancel`` is set (then ``None``)."""
+    while True:
+        if cancel.is_set():
+            gen.close()
+            return None
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield step
