@@ -109,6 +109,10 @@ def test_bad_references_are_refused():
         structure_report(vol, vol, n_windows=1)
     with pytest.raises(InputError, match="window"):
         structure_report(vol, vol, window=(16, 16, 16))
+    with pytest.raises(InputError, match="3 sides"):
+        structure_report(vol, vol, window=(12, 12))
+    with pytest.raises(InputError, match="phase 4 does not occur"):
+        cluster_labels(vol, 4)
 
 
 def test_cluster_labels_bridges_and_specks():

@@ -90,3 +90,5 @@ def test_bad_axes_are_refused():
         effective_diffusivity(vol, 1, "z")
     with pytest.raises(InputError, match="axis"):
         effective_diffusivity(vol, 1, 5)
+    with pytest.raises(InputError, match="phase 3 does not occur"):
+        tortuosity(vol, phase=3)

@@ -272,6 +272,9 @@ def _measure(lab: np.ndarray, phases: Sequence[int], spacing: np.ndarray, transp
 
 def _check_window(window: Sequence[int], reference_shape: Sequence[int]) -> None:
     """:class:`InputError` unless random windows of ``window`` inside the reference can differ."""
+    if len(window) != len(reference_shape):
+        raise InputError(f"window {tuple(window)} must have {len(reference_shape)} sides, one per axis of the "
+                         f"reference {tuple(reference_shape)}.")
     if min(window) < MIN_WINDOW:
         raise InputError(f"the comparison window {tuple(window)} is smaller than {MIN_WINDOW} voxels a side: the "
                          f"reference {tuple(reference_shape)} is too small to give a spread of windows; give a larger "
@@ -458,11 +461,11 @@ def structure_report(structure, reference=None, spacing: Sequence[float] | None 
 def cluster_labels(structure, phase: int = 1) -> np.ndarray:
     """Labels for viewing the connectivity of ``phase``: 1 = its largest face-connected cluster, 2 = every
     other (isolated) cluster, 0 = the other phases."""
-    lab, _ = phase_map(structure, "structure")
+    lab, n_phases = phase_map(structure, "structure")
     clusters, n = ndi.label(lab == phase)
-    out = np.zeros(lab.shape, dtype=np.uint8)
     if n == 0:
-        return out
+        raise InputError(f"phase {phase} does not occur in the structure (phases 0..{n_phases - 1}).")
+    out = np.zeros(lab.shape, dtype=np.uint8)
     largest = int(np.argmax(np.bincount(clusters.ravel())[1:])) + 1
     out[clusters > 0] = 2
     out[clusters == largest] = 1

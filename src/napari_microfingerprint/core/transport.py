@@ -116,6 +116,9 @@ def effective_diffusivity(structure, phase: int = 1, axis: int | str = 0, tol: f
     lab = check_labels(structure, "structure")
     ax = axis_index(axis, lab.ndim)
     mask = lab == phase
+    if not mask.any():
+        raise InputError(f"phase {phase!r} does not occur in the structure (values {int(lab.min())}.."
+                         f"{int(lab.max())}); choose one of its phases.")
     eps = float(mask.mean())
     name = axis_names(lab.ndim)[ax]
     active = spanning_mask(mask, ax)
