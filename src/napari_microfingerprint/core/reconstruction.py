@@ -46,6 +46,7 @@ from .descriptors.sets import (
 )
 from .device import resolve_device
 from .memory import available_bytes, format_bytes
+from .threads import ThreadGovernor
 from .transport import TransportTerm, tortuosity
 from .validation import InputError
 
@@ -85,6 +86,9 @@ class ReconstructionSettings:
     #: (:mod:`.connectivity`); ``"off"``: descriptors only.
     connectivity: str = "auto"
     transport_weight: float = 1.0
+    #: CPU threads for torch: None watches the machine and uses the cores other work leaves free
+    #: (:class:`.threads.ThreadGovernor`); a number fixes it.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -99,6 +103,10 @@ class ReconstructionSettings:
             raise InputError(f"connectivity {self.connectivity!r} is unknown; use 'auto' or 'off'.")
         if not (math.isfinite(self.transport_weight) and self.transport_weight > 0):
             raise InputError(f"transport_weight must be a positive number, got {self.transport_weight}.")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise InputError(f"threads must be a whole number of at least 1 or None (automatic), got "
+                             f"{self.threads!r}.")
 
 
 @dataclass
@@ -338,12 +346,22 @@ def reconstruct_iter(
             f"a {'x'.join(map(str, shape))} reconstruction needs about {format_bytes(need)} on {device}, but only "
             f"{format_bytes(have)} is free; choose a smaller output, fewer or cheaper descriptors, or another device."
         )
-    if s.optimizer == "annealing":
-        if transport is not None and transport.targets:
-            raise InputError("the annealing baseline matches descriptors only; a target tortuosity needs the "
-                             "'lbfgs' or 'adam' optimizer.")
-        return (yield from _anneal(target, shape, weights, s, device, dtype, cancel))
+    if s.optimizer == "annealing" and transport is not None and transport.targets:
+        raise InputError("the annealing baseline matches descriptors only; a target tortuosity needs the "
+                         "'lbfgs' or 'adam' optimizer.")
+    with ThreadGovernor(s.threads if device.type == "cpu" else 1) as governor:
+        if s.optimizer == "annealing":
+            result = yield from _anneal(target, shape, weights, s, device, dtype, cancel)
+        else:
+            result = yield from _descend(target, shape, weights, s, device, dtype, transport, governor, cancel)
+    result.settings["threads_used"] = sorted(set(governor.history))
+    return result
 
+
+def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, float], s: ReconstructionSettings,
+             device: torch.device, dtype: torch.dtype, transport: TransportTerm | None, governor: ThreadGovernor,
+             cancel: threading.Event | None):
+    """Gradient descent over the multigrid levels and decision stages (see the module docstring)."""
     gen = torch.Generator().manual_seed(s.seed)
     levels = _levels(target, shape, s.multigrid)
     budget = s.max_iter
@@ -385,7 +403,8 @@ def reconstruct_iter(
                 theta = _despeckle(theta)
             if transport is not None:
                 transport.straight_through = level == 0 and beta >= STRAIGHT_THROUGH_BETA
-            theta, done = yield from _optimise(problem, theta, beta, evals, s, history, budget, label, cancel)
+            theta, done = yield from _optimise(problem, theta, beta, evals, s, history, budget, label, cancel,
+                                               governor)
             if done:
                 cancelled = True
                 break
@@ -402,7 +421,8 @@ class _BudgetSpent(Exception):
 
 
 def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s: ReconstructionSettings,
-              history: list[float], budget: int, label: str, cancel: threading.Event | None):
+              history: list[float], budget: int, label: str, cancel: threading.Event | None,
+              governor: ThreadGovernor):
     """Minimise the problem's loss of ``softmax(beta * theta)`` for ``evals`` evaluations; yields progress.
     Returns ``(theta, cancelled)`` with the best ``theta`` seen."""
     best = [math.inf, theta.detach().clone()]
@@ -443,6 +463,7 @@ def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s
                 opt.step()
         except (FloatingPointError, _BudgetSpent):
             break  # the budget is spent, or the loss diverged: keep the best state
+        governor.tick()
         stalled = stalled + 1 if count[0] == before + 1 and s.optimizer == "lbfgs" else 0
         preview = None
         if len(history) >= next_preview:
