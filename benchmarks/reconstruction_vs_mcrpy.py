@@ -105,6 +105,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-mcrpy", action="store_true")
     parser.add_argument("--mcrpy-max-iter-3d", type=int, default=50)
+    parser.add_argument("--mcrpy-configs", nargs="+", default=["correlations", "fft-multigrid"],
+                        help="MCRpy settings: correlations (Correlations + Variation) and/or fft-multigrid "
+                             "(FFTCorrelations + Variation, multigrid reconstruction)")
+    parser.add_argument("--ours", nargs="+", default=list(OURS), help="which of our descriptor sets to run")
     args = parser.parse_args()
     mcrpy_python = None if args.skip_mcrpy else ensure_mcrpy()
     tmp = Path(tempfile.mkdtemp())
@@ -121,13 +125,14 @@ def main() -> None:
             floor = float(np.mean([s2_error(c, target) for c in floor_samples]))
             shape_arg = "x".join(map(str, shape))
             runs = {name: [sys.executable, str(HERE / "_run_ours.py"), str(tpath), "", shape_arg, str(BUDGET),
-                           str(LIMIT_TO), names, args.device] for name, names in OURS.items()}
+                           str(LIMIT_TO), names, args.device] for name, names in OURS.items() if name in args.ours}
             mcrpy_iter = BUDGET
             if mcrpy_python is not None:
                 if len(shape) == 3 and shape[0] >= 64:
                     mcrpy_iter = args.mcrpy_max_iter_3d
-                runs["MCRpy 0.2.0"] = [str(mcrpy_python), str(HERE / "_run_mcrpy.py"), str(tpath), "", shape_arg,
-                                       str(mcrpy_iter), str(LIMIT_TO)]
+                for config in args.mcrpy_configs:
+                    runs[f"MCRpy 0.2.0 {config}"] = [str(mcrpy_python), str(HERE / "_run_mcrpy.py"), str(tpath), "",
+                                                     shape_arg, str(mcrpy_iter), str(LIMIT_TO), config]
             for name, cmd in runs.items():
                 out = tmp / f"{case}-{struct}-{name.split()[0]}-{len(rows)}.npy"
                 cmd[3] = str(out)

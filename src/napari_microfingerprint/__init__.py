@@ -9,6 +9,8 @@ from .core.analysis import PropertyReport, classify, embed, fit_property, window
 from .core.characterization import grain_statistics, line_intercept_length, phase_fractions
 from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
+from .core.ensemble import reconstruct_ensemble, reconstruct_ensemble_iter
+from .core.folders import encode_folder, segment_folder
 from .core.io import read_microstructure, write_microstructure
 from .core.latent import (
     LatentWalk,
@@ -39,6 +41,7 @@ from .core.segmentation import (
     segment_grains,
     segment_phases,
 )
+from .core.smoothing import smooth
 from .core.synthetic import make_grain_structure, make_lamellae, make_micrograph, make_particles, make_two_phase
 from .core.transport import TransportResult, effective_diffusivity, tortuosity
 from .core.vae.model_io import decode, decode_labels, encode, load_model, save_model
@@ -71,6 +74,7 @@ __all__ = [
     "distance_to_labels",
     "embed",
     "encode",
+    "encode_folder",
     "fit_property",
     "gaussian_cloud",
     "grain_statistics",
@@ -93,13 +97,17 @@ __all__ = [
     "phase_fractions",
     "read_microstructure",
     "reconstruct",
+    "reconstruct_ensemble",
+    "reconstruct_ensemble_iter",
     "reconstruct_iter",
     "reference_tortuosity",
     "register_descriptor",
     "sample_latent",
     "save_model",
+    "segment_folder",
     "segment_grains",
     "segment_phases",
+    "smooth",
     "structure_report",
     "train_vae",
     "train_vae_iter",

@@ -9,9 +9,12 @@ from .core.io import SUPPORTED_EXTENSIONS, read_microstructure, write_microstruc
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
-    """Return the reader for ``.npy``, ``.npz`` and ``.tif/.tiff`` paths, ``None`` otherwise."""
+    """Return the reader for ``.npy``, ``.npz``, ``.tif/.tiff``, ``.vti`` paths and ``.raw`` files with the
+    ``.raw.json`` sidecar this package writes (it holds the shape), ``None`` otherwise."""
     paths = [path] if isinstance(path, str) else list(path)
     if not paths or any(Path(p).suffix.lower() not in SUPPORTED_EXTENSIONS for p in paths):
+        return None
+    if any(Path(p).suffix.lower() == ".raw" and not Path(f"{p}.json").exists() for p in paths):
         return None
     return read_layers
 
@@ -35,10 +38,10 @@ def _write(path: str, data: Any, meta: dict, layer_type: str) -> list[str]:
 
 
 def write_labels(path: str, data: Any, meta: dict) -> list[str]:
-    """Write a Labels layer to ``.tif`` (scale kept in the metadata), ``.npy`` or ``.npz``."""
+    """Write a Labels layer to ``.tif`` (scale kept in the metadata), ``.npy``, ``.npz``, ``.vti`` or ``.raw``."""
     return _write(path, data, meta, "labels")
 
 
 def write_image(path: str, data: Any, meta: dict) -> list[str]:
-    """Write an Image layer to ``.tif`` (scale kept in the metadata), ``.npy`` or ``.npz``."""
+    """Write an Image layer to ``.tif`` (scale kept in the metadata), ``.npy``, ``.npz``, ``.vti`` or ``.raw``."""
     return _write(path, data, meta, "image")

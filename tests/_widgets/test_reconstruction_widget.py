@@ -191,3 +191,40 @@ def test_tortuosity_of_the_source_volume_is_solved_in_the_worker(make_napari_vie
     assert set(wanted) == set(expected) and messages["error"] == []
     for phase, taus in expected.items():
         assert wanted[phase] == pytest.approx(taus, rel=1e-9)
+
+
+def test_ensemble_stacks_one_volume_per_seed(make_napari_viewer, qtbot, messages):
+    from napari_microfingerprint import characterize, reconstruct
+
+    viewer = make_napari_viewer()
+    src = make_two_phase((32, 32), 0.4, 2.0, seed=6)
+    layer = viewer.add_labels(src, name="slice")
+    widget = _widget(viewer, layer, iters=40)
+    widget.seed.value = 3
+    widget.ensemble.value = 3
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.worker is None and len(viewer.layers) == 2, timeout=180_000)
+    stack = viewer.layers[-1]
+    assert stack.data.shape == (3, 16, 16, 16) and "ensemble of 3 3D (seeds 3-5)" in stack.name
+    # each slice of the stack is the API's reconstruction with that seed
+    target = characterize(src, limit_to=3)
+    for k, seed in enumerate((3, 4, 5)):
+        api = reconstruct(target, (16, 16, 16), seed=seed, max_iter=40, device="cpu")
+        assert (stack.data[k] == api.labels).mean() > 0.99
+    assert messages["error"] == []
+
+
+def test_cancelled_ensemble_keeps_the_finished_volumes(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=7), name="slice")
+    widget = _widget(viewer, layer, iters=40)
+    widget.ensemble.value = 50
+    widget.run()
+    qtbot.waitUntil(lambda: widget.runs_done >= 1, timeout=120_000)
+    widget.progress.cancel()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
+    stacks = [lay for lay in viewer.layers if "ensemble" in lay.name]
+    assert len(stacks) == 1
+    n = stacks[0].data.shape[0]
+    assert widget.runs_done <= n < 50 and stacks[0].data.shape[1:] == (16, 16, 16)
+    assert not stacks[0].metadata["microfingerprint"]["cancelled"]

@@ -49,6 +49,7 @@ class ReconstructionWidget(QWidget):
         self.viewer = napari_viewer
         self.result: ReconstructionResult | list[ReconstructionResult] | None = None
         self.preview_layer: Labels | None = None
+        self.runs_done = 0
 
         self.mode = ComboBox(label="mode", choices=list(MODES))
         self.source = ComboBox(label="phases (yx slice / volume / from)", choices=self._layers)
@@ -75,10 +76,14 @@ class ReconstructionWidget(QWidget):
         self.optimizer = ComboBox(label="optimizer", choices=list(OPTIMIZERS))
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.ensemble = SpinBox(label="volumes (seeds from seed on)", value=1, min=1, max=1000,
+                                tooltip="an ensemble of statistically equivalent volumes, one seed each, stacked "
+                                        "as one layer; Cancel keeps the finished ones")
         self.multigrid = CheckBox(label="multigrid (coarse to fine)", value=True)
         self.show_3d = CheckBox(label="switch the viewer to 3D", value=True)
         settings = Container(widgets=[self.limit_to, self.size_z, self.size_y, self.size_x, self.max_iter,
-                                      self.optimizer, self.device, self.seed, self.multigrid, self.show_3d])
+                                      self.optimizer, self.device, self.seed, self.ensemble, self.multigrid,
+                                      self.show_3d])
 
         self.connectivity = CheckBox(
             label="keep network phases connected (Archie floor, bridges)", value=True,
@@ -220,9 +225,14 @@ class ReconstructionWidget(QWidget):
         reference = None if len(targets) > 1 or self.zx.value is not None or self.zy.value is not None \
             else np.asarray(layer.data)
         spacing = tuple(float(v) for v in layer.scale[-np.ndim(layer.data):])
+        n_volumes = self.ensemble.value if len(targets) == 1 else 1
+        runs = [(t, self.seed.value) for t in targets] if n_volumes == 1 else \
+            [(targets[0], self.seed.value + k) for k in range(n_volumes)]
+        kind = "volume" if n_volumes > 1 else "reconstruction"
         cancel = threading.Event()
         self.plot.clear()
         self._history: list[float] = []
+        self.runs_done = 0
         self._preview_name = f"{layer.name} reconstruction (preview)"
 
         def work() -> Generator[Any, None, tuple[list[ReconstructionResult], StructureReport | None]]:
@@ -232,13 +242,14 @@ class ReconstructionWidget(QWidget):
             elif tortuosity is not None:
                 settings["tortuosity"] = tortuosity
             results = []
-            for k, target in enumerate(targets):
+            for k, (target, seed) in enumerate(runs):
                 if cancel.is_set():
                     break
-                gen = reconstruct_iter(target, shape, cancel=cancel, **settings)
-                res = yield from gen
+                res = yield from reconstruct_iter(target, shape, cancel=cancel, **{**settings, "seed": seed})
+                if res.cancelled and len(runs) > 1:
+                    break  # a volume of an ensemble or interpolation is kept only when finished
                 results.append(res)
-                yield Progress(k + 1, len(targets), f"reconstruction {k + 1} of {len(targets)} done")
+                yield Progress(k + 1, len(runs), f"{kind} {k + 1} of {len(runs)} done")
             report = None
             if len(results) == 1 and not results[0].cancelled and len(np.unique(results[0].labels)) > 1:
                 out_spacing = spacing if len(spacing) == len(shape) else (spacing[0],) + spacing
@@ -247,13 +258,17 @@ class ReconstructionWidget(QWidget):
 
         def done(outcome: tuple[list[ReconstructionResult], StructureReport | None]) -> None:
             results, report = outcome
-            self._write_results(results, layer, shape, settings, interpolated=len(targets) > 1)
+            self._write_results(results, layer, shape, settings, stacked=len(runs) > 1,
+                                ensemble=n_volumes > 1)
             if report is not None:
                 self._show_report(report, f"physics check of the reconstruction against '{layer.name}'")
 
         return self.progress.start(work, done, "Reconstruction", on_yield=self._on_progress, cancel_event=cancel)
 
     def _on_progress(self, p: Any) -> None:
+        if isinstance(p, Progress):
+            self.runs_done = p.step  # volumes of an ensemble (or interpolation steps) finished
+            return
         if not isinstance(p, ReconstructionProgress):
             return
         self._history.append(p.loss)
@@ -284,31 +299,38 @@ class ReconstructionWidget(QWidget):
                 self.viewer.reset_view()
 
     def _write_results(self, results: list[ReconstructionResult], layer: Layer, shape: tuple[int, ...],
-                       settings: dict, interpolated: bool) -> None:
+                       settings: dict, stacked: bool, ensemble: bool) -> None:
+        """Add the result as a Labels layer (several results stacked along a first axis: the interpolation steps
+        or the ensemble's volumes, in seed order) and, for one result, its soft field as a hidden Image."""
         if self.preview_layer is not None and self.preview_layer in self.viewer.layers:
             self.viewer.layers.remove(self.preview_layer)
         self.preview_layer = None
         if not results:
             show_info("Reconstruction cancelled before a result was reached; nothing was written.")
             return
-        self.result = results if interpolated else results[0]
+        self.result = results if stacked else results[0]
         self.plot.set_curve("loss", results[-1].history)
         spacing = tuple(layer.scale[-2:])
         scale = spacing if len(shape) == 2 else (spacing[0],) + spacing
         if np.ndim(layer.data) == 3:
             scale = tuple(layer.scale)
-        labels = np.stack([r.labels for r in results]) if interpolated else results[0].labels
+        labels = np.stack([r.labels for r in results]) if stacked else results[0].labels
         soft = results[0].soft[1] if results[0].soft.shape[0] == 2 else results[0].soft
-        tag = "interpolated" if interpolated else ("2D" if len(shape) == 2 else "3D")
+        tag = "2D" if len(shape) == 2 else "3D"
+        if ensemble:
+            seeds = [r.settings["seed"] for r in results]
+            tag = f"ensemble of {len(results)} {tag} (seeds {seeds[0]}-{seeds[-1]})"
+        elif stacked:
+            tag = "interpolated"
         how = f"{settings['optimizer']}, {'+'.join(settings['weights'])}, limit_to {self.limit_to.value}"
         meta = {"microfingerprint": {
             "made_by": "reconstruct", "source": layer.name, "settings": {**settings, "limit_to": self.limit_to.value},
             "errors": [r.errors for r in results], "undecided": [r.undecided for r in results],
             "seconds": [r.seconds for r in results], "cancelled": any(r.cancelled for r in results)}}
-        lscale = ((1.0,) + scale) if interpolated else scale
+        lscale = ((1.0,) + scale) if stacked else scale
         out = self.viewer.add_labels(labels, name=f"{layer.name} reconstruction {tag} ({how})", scale=lscale,
                                      metadata=meta)
-        if not interpolated:
+        if not stacked:
             sscale = scale if soft.ndim == len(shape) else (1.0,) + scale
             self.viewer.add_image(soft, name=f"{layer.name} reconstruction soft field", scale=sscale, metadata=meta,
                                   colormap="magma", visible=False)

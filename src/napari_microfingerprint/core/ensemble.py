@@ -1,0 +1,545 @@
+"""Ensembles of statistically equivalent volumes (SVEs) from one descriptor target, run on dask.distributed
+(paper 004's workflows: dozens to hundreds of reconstructions with different seeds, on a laptop or a cluster).
+
+Every seed is one task: a module-level function (:func:`reconstruct_volume`) reconstructs the volume with
+``threads_per_worker`` torch threads, saves it atomically as ``<store>/volume_<seed:05d>.npy`` and returns its
+manifest row. The client collects the rows as the tasks finish and rewrites ``<store>/manifest.csv`` (atomically)
+after each one, so a crash or a cancel loses only the volumes that were still running. ``<store>/ensemble.json``
+records the target, the shape and the settings; a rerun with the same store skips the seeds already done and
+retries the failed ones, and refuses a different target, shape or setting rather than mixing two ensembles.
+
+Tasks write into ``store`` themselves, so on a cluster the store must lie on a file system every worker sees.
+A ``LocalCluster`` of processes (``client=None``) starts worker processes by spawning: a script that calls
+:func:`reconstruct_ensemble` must do so under ``if __name__ == "__main__":``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .descriptors.sets import DescriptorSet, check_limit_to, phase_map
+from .progress import Progress, run_to_end
+from .reconstruction import ReconstructionSettings, _weights, reconstruct_iter, tortuosity_targets
+from .threads import cpu_count
+from .validation import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+MANIFEST = "manifest.csv"
+META = "ensemble.json"
+FORMAT = "napari-microfingerprint ensemble"
+#: Settings that do not change the statistics of a volume: a resumed ensemble may differ in these.
+RUNTIME_SETTINGS = ("device", "threads", "preview_every")
+#: Columns before the per-descriptor errors, and after them.
+HEAD_COLUMNS = ("seed", "shape", "status", "error", "file")
+TAIL_COLUMNS = ("undecided", "evaluations", "seconds", "worker", "threads")
+CHECK_COLUMNS = ("outside_2sd", "check")
+TEXT_COLUMNS = ("shape", "status", "error", "file", "worker", "check")
+#: Seconds between two looks at the cancel flag while waiting for tasks (client) or optimising (worker).
+POLL = 0.1
+WORKER_POLL = 0.5
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+
+def _check_seeds(n: int | None, seeds: Sequence[int] | None) -> list[int]:
+    """The seeds to run: ``seeds`` as given, or ``range(n)``; :class:`InputError` when neither or a bad one."""
+    if seeds is None:
+        if n is None:
+            raise InputError("give the number of volumes n (seeds 0..n-1) or an explicit list of seeds.")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"n must be a whole number of at least 1, got {n!r}.")
+        return list(range(int(n)))
+    out = list(seeds)
+    if not out:
+        raise InputError("seeds is empty; give at least one seed, or n instead.")
+    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0]
+    if bad:
+        raise InputError(f"seeds must be whole numbers of at least 0; {bad[:5]} are not.")
+    out = [int(s) for s in out]
+    dupes = sorted({s for s in out if out.count(s) > 1})
+    if dupes:
+        raise InputError(f"seeds {dupes[:10]} appear more than once; each seed gives one volume, list it once.")
+    if n is not None and n != len(out):
+        raise InputError(f"n={n} disagrees with the {len(out)} seeds given; give one of the two.")
+    return out
+
+
+def _check_shape(shape: Sequence[int], target: DescriptorSet) -> tuple[int, ...]:
+    """The output shape as a tuple of 2 or 3 positive ints that ``target.limit_to`` fits."""
+    try:
+        out = tuple(int(v) for v in shape)
+        whole = all(float(v) == int(v) for v in shape)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"shape {shape!r} must be 2 or 3 whole numbers, e.g. (64, 64, 64).") from err
+    if len(out) not in (2, 3) or not whole or min(out) < 1:
+        raise InputError(f"shape {shape!r} must be 2 or 3 positive whole numbers, e.g. (64, 64, 64).")
+    check_limit_to(target.limit_to, out)
+    return out
+
+
+def _check_settings(target: DescriptorSet, shape: tuple[int, ...], threads_per_worker: int,
+                    settings: dict[str, Any]) -> ReconstructionSettings:
+    """Build the :class:`ReconstructionSettings` once, so that a bad setting fails before any task starts."""
+    if isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, (int, np.integer)) \
+            or threads_per_worker < 1:
+        raise InputError(f"threads_per_worker must be a whole number of at least 1 (torch threads per task), got "
+                         f"{threads_per_worker!r}.")
+    for key, use in (("seed", "seeds or n"), ("threads", "threads_per_worker")):
+        if key in settings:
+            raise InputError(f"the setting {key!r} is chosen per volume by the ensemble; use {use} instead.")
+    try:
+        s = ReconstructionSettings(**settings, threads=int(threads_per_worker))
+    except TypeError as err:
+        raise InputError(f"unknown reconstruction setting ({err}); the settings are the fields of "
+                         "ReconstructionSettings.") from err
+    _weights(target, s.weights)
+    tortuosity_targets(s.tortuosity, len(shape))
+    return s
+
+
+def _check_reference(reference, shape: tuple[int, ...], check: bool) -> np.ndarray | None:
+    """The reference phase map of the physics check, validated against the output shape."""
+    if reference is None:
+        return None
+    if not check:
+        raise InputError("a reference is only used by the physics check; pass check=True or leave reference out.")
+    from .morphometry import WINDOW_SHARE, _check_window
+
+    ref, _ = phase_map(reference, "reference")
+    if ref.ndim > len(shape):
+        raise InputError(f"the reference is {ref.ndim}D but the volumes are {len(shape)}D; give a 2D reference.")
+    if ref.ndim == len(shape):
+        window = tuple(min(a, int(WINDOW_SHARE * b)) for a, b in zip(shape, ref.shape))
+    else:
+        side = min(min(shape), int(WINDOW_SHARE * min(ref.shape)))
+        window = (side, side)
+    _check_window(window, ref.shape)
+    return ref
+
+
+def _target_digest(target: DescriptorSet) -> str:
+    """A SHA-256 of the target's descriptor values (every axis, name and multigrid level)."""
+    h = hashlib.sha256()
+    for level, ds in [(0, target), *sorted(target.coarse.items())]:
+        for axis in sorted(ds.values):
+            for name in sorted(ds.values[axis]):
+                h.update(f"{level}/{axis}/{name}".encode())
+                h.update(np.ascontiguousarray(ds.values[axis][name], dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _metadata(target: DescriptorSet, shape: tuple[int, ...], s: ReconstructionSettings) -> dict:
+    """The content of ``ensemble.json``."""
+    settings = {k: v for k, v in asdict(s).items() if k != "seed"}
+    meta = {
+        "format": FORMAT,
+        "version": 1,
+        "shape": list(shape),
+        "target": {"n_phases": target.n_phases, "limit_to": target.limit_to, "names": target.names,
+                   "axes": target.axes, "params": target.params, "source_shape": list(target.source_shape),
+                   "levels": sorted(target.coarse), "sha256": _target_digest(target)},
+        "settings": settings,
+    }
+    return json.loads(json.dumps(meta, default=str))  # as it reads back from the file: lists, string keys
+
+
+def _compare_metadata(old: dict, new: dict, store: Path) -> None:
+    """:class:`InputError` when the store's ensemble differs from the one asked for."""
+    hint = f"choose a new store (folder) for this ensemble, or delete {store}"
+    if old.get("format") != FORMAT:
+        raise InputError(f"{store / META} is not a napari-microfingerprint ensemble file; {hint}.")
+    if old.get("shape") != new["shape"]:
+        raise InputError(f"the store {store} holds volumes of shape {'x'.join(map(str, old.get('shape', [])))}, "
+                         f"not {'x'.join(map(str, new['shape']))}; {hint}.")
+    if old.get("target") != new["target"]:
+        raise InputError(f"the store {store} holds volumes of another descriptor target; {hint}.")
+    keys = set(old.get("settings", {})) | set(new["settings"])
+    differ = sorted(k for k in keys - set(RUNTIME_SETTINGS)
+                    if old.get("settings", {}).get(k) != new["settings"].get(k))
+    if differ:
+        raise InputError(f"the store {store} was made with other settings ({', '.join(differ)}); use the same "
+                         f"settings to resume, or {hint}.")
+
+
+# ----------------------------------------------------------------------------------------------------- the store
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then move it onto ``path``."""
+    # a unique name opened with "xb" (not mkstemp, whose files are private to the user): the file gets the
+    # permissions the umask gives, as any other file in the store
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def volume_name(seed: int) -> str:
+    """The file name of the volume of ``seed`` inside the store."""
+    return f"volume_{seed:05d}.npy"
+
+
+def _open_store(store: str | Path, meta: dict) -> Path:
+    """Create the store (folder) and its ``ensemble.json``, or check that an existing one matches ``meta``."""
+    root = Path(store).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise InputError(f"the store {root} is a file; give a folder for the volumes and the manifest.")
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / META
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"{path} could not be read ({err}); choose a new store or delete the file.") from err
+        _compare_metadata(old, meta, root)
+    else:
+        _atomic_write(path, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
+    return root
+
+
+def columns(names: Sequence[str], check: bool) -> list[str]:
+    """Manifest columns for a target with descriptors ``names``."""
+    return [*HEAD_COLUMNS, *(f"error_{n}" for n in names), *TAIL_COLUMNS, *(CHECK_COLUMNS if check else ())]
+
+
+def read_manifest(store: str | Path) -> pd.DataFrame:
+    """The manifest of a store (an empty table when there is none yet)."""
+    path = Path(store) / MANIFEST
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
+    except (OSError, ValueError) as err:
+        raise InputError(f"the manifest {path} could not be read ({err}); choose a new store.") from err
+    if "seed" not in table or "status" not in table:
+        raise InputError(f"{path} is not an ensemble manifest (no seed / status columns); choose a new store.")
+    for col in TEXT_COLUMNS:
+        if col in table:
+            table[col] = table[col].fillna("").astype(str)
+    return table
+
+
+def _write_manifest(root: Path, rows: dict[int, dict], cols: list[str]) -> pd.DataFrame:
+    """Rewrite ``manifest.csv`` atomically from ``rows`` (by seed); returns the table."""
+    table = _table(rows, cols)
+    _atomic_write(root / MANIFEST, lambda fh: fh.write(table.to_csv(index=False).encode()))
+    return table
+
+
+def _table(rows: dict[int, dict], cols: list[str]) -> pd.DataFrame:
+    """The rows as a table sorted by seed, with the manifest's columns first."""
+    table = pd.DataFrame([rows[s] for s in sorted(rows)])
+    extra = [c for c in table.columns if c not in cols]
+    return table.reindex(columns=cols + extra)
+
+
+def _finished(root: Path, table: pd.DataFrame) -> set[int]:
+    """Seeds whose row says done and whose volume file exists."""
+    if table.empty:
+        return set()
+    done = table[table["status"] == "done"]
+    return {int(r.seed) for r in done.itertuples() if r.file and (root / str(r.file)).is_file()}
+
+
+# ------------------------------------------------------------------------------------------------------ the task
+
+def _worker_address() -> str:
+    """The address of the dask worker running this task, or ``"local"`` outside dask."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "local"
+
+
+def _physics_check(labels: np.ndarray, reference: np.ndarray | None) -> dict:
+    """The cheap physics check (no transport solves): metrics outside 2 sd of the reference, or, without one,
+    the cluster and percolation summary of each phase."""
+    from .morphometry import SECTION_SUFFIX, structure_report
+
+    report = structure_report(labels, reference, transport=False, n_windows=4)
+    if reference is not None:
+        out = report.outside
+        phases: dict[str, list[str]] = {}
+        for r in out.itertuples():
+            phases.setdefault(str(r.metric).replace(SECTION_SUFFIX, ""), []).append(str(r.phase))
+        names = ", ".join(f"{m}[{','.join(p)}]" for m, p in phases.items())
+        text = f"{len(out)} of {len(report.comparison)} outside 2 sd" + (f": {names}" if names else "")
+        return {"outside_2sd": len(out), "check": text}
+    parts = [f"phase {p}: {int(m.values['clusters'])} clusters, percolates {int(m.values['percolating_axes'])}/"
+             f"{labels.ndim}" for p, m in report.phases.items()]
+    return {"outside_2sd": math.nan, "check": "; ".join(parts)}
+
+
+@contextmanager
+def _cancel_watch(cancel: threading.Event | None, event_name: str | None) -> Iterator[threading.Event | None]:
+    """The cancel flag of a task: ``cancel`` itself in-process, or a local flag that a thread sets when the
+    ensemble's :class:`distributed.Event` ``event_name`` is set (looked at every :data:`WORKER_POLL` s)."""
+    if event_name is None:
+        yield cancel
+        return
+    flag, stop = threading.Event(), threading.Event()
+    try:
+        from distributed import Event
+
+        remote = Event(event_name)  # made here, in the task's thread, where the worker's client is found
+    except Exception:  # noqa: BLE001 - without a scheduler connection the task simply runs to its end
+        yield flag
+        return
+
+    def watch() -> None:
+        try:
+            while not stop.wait(WORKER_POLL):
+                if remote.is_set():
+                    flag.set()
+                    return
+        except Exception:  # noqa: BLE001 - a lost scheduler connection only ends the watching
+            return
+
+    watcher = threading.Thread(target=watch, name=f"cancel-watch-{event_name}", daemon=True)
+    watcher.start()
+    try:
+        yield flag
+    finally:
+        stop.set()
+
+
+def _failed_row(seed: int, shape: Sequence[int], err: BaseException, worker: str, threads: int) -> dict:
+    return {"seed": seed, "shape": "x".join(map(str, shape)), "status": "failed",
+            "error": f"{type(err).__name__}: {err}", "file": "", "worker": worker, "threads": threads}
+
+
+def _done_row(seed: int, shape: Sequence[int], result, worker: str, threads: int) -> dict:
+    used = result.settings.get("threads_used") or [threads]
+    row = {"seed": seed, "shape": "x".join(map(str, shape)), "status": "done", "error": "",
+           "file": volume_name(seed), "undecided": result.undecided, "evaluations": result.evaluations,
+           "seconds": result.seconds, "worker": worker, "threads": max(used)}
+    names = {n for per_axis in result.errors.values() for n in per_axis}
+    for name in sorted(names):
+        row[f"error_{name}"] = max(per_axis[name] for per_axis in result.errors.values() if name in per_axis)
+    return row
+
+
+def reconstruct_volume(target: DescriptorSet, shape: Sequence[int], seed: int, store: str,
+                       settings: dict[str, Any], threads: int = 1, check: bool = False,
+                       reference: np.ndarray | None = None, cancel: threading.Event | None = None,
+                       cancel_event: str | None = None) -> dict:
+    """One task of an ensemble: reconstruct the volume of ``seed`` with ``threads`` torch threads, save it as
+    ``<store>/volume_<seed:05d>.npy`` (atomically) and return its manifest row. An error becomes a row with
+    status ``"failed"``; a cancelled run saves nothing and returns status ``"cancelled"``. ``cancel`` is a
+    flag in this process, ``cancel_event`` the name of a :class:`distributed.Event` of the ensemble."""
+    worker = _worker_address()
+    try:
+        with _cancel_watch(cancel, cancel_event) as flag:
+            result = run_to_end(reconstruct_iter(target, shape, cancel=flag, seed=seed, threads=threads,
+                                                 **settings))
+        if result.cancelled:
+            return {"seed": seed, "status": "cancelled"}
+        path = Path(store) / volume_name(seed)
+        _atomic_write(path, lambda fh: np.save(fh, result.labels, allow_pickle=False))
+        row = _done_row(seed, shape, result, worker, threads)
+    except Exception as err:  # noqa: BLE001 - any failure of one volume is recorded, the others go on
+        return _failed_row(seed, shape, err, worker, threads)
+    if check:
+        try:
+            row.update(_physics_check(result.labels, reference))
+        except Exception as err:  # noqa: BLE001 - the volume is fine; only its check could not be made
+            row.update({"outside_2sd": math.nan, "check": f"check failed: {type(err).__name__}: {err}"})
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------- execution
+
+@contextmanager
+def dask_client(client: Client | str | None, n_workers: int = 1) -> Iterator[Client]:
+    """A dask client for ``client``: a :class:`distributed.Client` is used as it is (and left open); a string
+    is a scheduler address, connected to and closed at the end; ``None`` starts a ``LocalCluster`` of
+    ``n_workers`` single-threaded worker processes, closed (with its client) at the end, also on errors."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(client, Client):
+        yield client
+        return
+    if isinstance(client, str):
+        try:
+            own = Client(client, timeout="20s")
+        except OSError as err:
+            raise InputError(f"no dask scheduler answered at {client!r} ({err}); check the address, or pass "
+                             "client=None for a local cluster.") from err
+        try:
+            yield own
+        finally:
+            own.close()
+        return
+    if client is not None:
+        raise InputError(f"client must be a distributed.Client, a scheduler address, 'serial' or None; "
+                         f"got {type(client).__name__}.")
+    # dashboard_address=None leaves the scheduler's small HTTP server (health, metrics) on port 8787, with a
+    # warning when another cluster holds it: a free port instead
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": ":0"})
+    try:
+        own = Client(cluster)
+        try:
+            yield own
+        finally:
+            own.close()
+    finally:
+        cluster.close()
+
+
+def _serial(jobs: list[int], task: dict, cancel: threading.Event | None) -> Generator[dict, None, None]:
+    """Run the tasks one after another in this process; yields each row."""
+    for seed in jobs:
+        if cancel is not None and cancel.is_set():
+            return
+        row = reconstruct_volume(seed=seed, cancel=cancel, **task)
+        if row["status"] == "cancelled":
+            return
+        yield row
+
+
+def _distributed(client: Client, jobs: list[int], task: dict,
+                 cancel: threading.Event | None) -> Generator[dict, None, None]:
+    """Submit one task per seed and yield the rows as the tasks finish; on cancel (or an interrupt) the
+    pending tasks are cancelled and the running ones told to stop."""
+    from distributed import Event, as_completed
+
+    name = f"microfingerprint-ensemble-cancel-{uuid.uuid4().hex}"
+    stop = Event(name, client=client)
+    task = dict(task)
+    if task.get("reference") is not None:
+        task["reference"] = client.scatter(task["reference"], broadcast=True, hash=False)
+    run = uuid.uuid4().hex[:8]
+    futures = {client.submit(reconstruct_volume, seed=seed, cancel_event=name, key=f"volume-{seed:05d}-{run}",
+                             **task): seed for seed in jobs}
+    pending = set(futures)
+    try:
+        ac = as_completed(list(futures))
+        while not ac.is_empty():
+            if cancel is not None and cancel.is_set():
+                return
+            if not ac.has_ready():
+                time.sleep(POLL)
+                continue
+            for fut in ac.next_batch(block=False):
+                pending.discard(fut)
+                yield _row_of(fut, futures[fut], task)
+    finally:
+        if pending:
+            stop.set()
+            client.cancel(list(pending))
+
+
+def _row_of(fut, seed: int, task: dict) -> dict:
+    """The row a finished future returned, or a failed row when the task itself raised (a worker died)."""
+    try:
+        return fut.result()
+    except Exception as err:  # noqa: BLE001 - KilledWorker, CancelledError, ...
+        return _failed_row(seed, task["shape"], err, "unknown", task["threads"])
+
+
+def reconstruct_ensemble_iter(
+    target: DescriptorSet,
+    shape: Sequence[int],
+    n: int | None = None,
+    seeds: Sequence[int] | None = None,
+    client: Client | str | None = None,
+    store: str | Path = "ensemble",
+    check: bool = False,
+    reference=None,
+    threads_per_worker: int = 1,
+    cancel: threading.Event | None = None,
+    **settings,
+) -> Generator[Progress, None, pd.DataFrame]:
+    """Generator form of :func:`reconstruct_ensemble`: yields :class:`Progress` as each volume finishes and
+    returns the manifest. Setting ``cancel`` stops waiting, cancels the pending tasks and returns the manifest
+    of the volumes finished so far (they stay in the store); an interrupt does the same and re-raises."""
+    if not isinstance(target, DescriptorSet):
+        raise InputError(f"target must be a DescriptorSet (from characterize), got {type(target).__name__}.")
+    seeds = _check_seeds(n, seeds)
+    shape = _check_shape(shape, target)
+    s = _check_settings(target, shape, threads_per_worker, settings)
+    ref = _check_reference(reference, shape, check)
+    root = _open_store(store, _metadata(target, shape, s))
+    cols = columns(target.names, check)
+    old = read_manifest(root)
+    rows = {int(r["seed"]): r for r in old.to_dict("records")} if not old.empty else {}
+    done = _finished(root, old)
+    jobs = [seed for seed in seeds if seed not in done]
+    total, step = len(seeds), len(seeds) - len(jobs)
+    yield Progress(step, total, f"{step} of {total} volumes already in {root}; {len(jobs)} to reconstruct")
+    if not jobs:
+        return _table(rows, cols) if rows else pd.DataFrame(columns=cols)
+    task = {"target": target, "shape": shape, "store": str(root), "settings": settings, "threads": s.threads,
+            "check": check, "reference": ref}
+    with _runner(client, jobs, task, cancel, s.threads) as results:
+        for row in results:
+            if row["status"] == "cancelled":
+                continue
+            rows[row["seed"]] = row
+            _write_manifest(root, rows, cols)
+            step += 1
+            yield Progress(step, total, _message(row))
+    return _table(rows, cols)
+
+
+@contextmanager
+def _runner(client: Client | str | None, jobs: list[int], task: dict, cancel: threading.Event | None,
+            threads: int) -> Iterator[Iterator[dict]]:
+    """The rows of the tasks, from the serial loop or from a dask client (closed at the end when it is ours)."""
+    if isinstance(client, str) and client == "serial":
+        yield _serial(jobs, task, cancel)
+        return
+    workers = max(1, min(len(jobs), cpu_count() // max(1, threads)))
+    with dask_client(client, workers) as dask:
+        rows = _distributed(dask, jobs, task, cancel)
+        try:
+            yield rows
+        finally:
+            rows.close()
+
+
+def _message(row: dict) -> str:
+    if row["status"] == "done":
+        return f"volume {row['seed']} done in {row['seconds']:.1f} s on {row['worker']}"
+    return f"volume {row['seed']} failed: {row['error']}"
+
+
+def reconstruct_ensemble(target: DescriptorSet, shape: Sequence[int], n: int | None = None,
+                         seeds: Sequence[int] | None = None, client: Client | str | None = None,
+                         store: str | Path = "ensemble",
+                         check: bool = False, reference=None, threads_per_worker: int = 1,
+                         cancel: threading.Event | None = None, **settings) -> pd.DataFrame:
+    """Reconstruct ``n`` volumes of ``shape`` (seeds ``0..n-1``, or ``seeds``) that all match ``target``, in
+    parallel on dask.distributed, into the folder ``store``; returns the manifest (one row per seed: status,
+    file, maximum relative error over the axes per descriptor, undecided share, evaluations, seconds, worker,
+    torch threads and, with ``check``, the physics check against ``reference``).
+
+    ``client``: ``None`` starts a local cluster of worker processes (one per core, each with
+    ``threads_per_worker`` torch threads) and closes it at the end; a scheduler address or a
+    :class:`distributed.Client` runs on that cluster (the store must be visible to its workers); ``"serial"``
+    runs in this process, one volume after another. Rerunning with the same store resumes: volumes already done
+    are kept, failed ones are retried. Other keyword arguments are the fields of
+    :class:`~.reconstruction.ReconstructionSettings` (not ``seed`` or ``threads``)."""
+    return run_to_end(reconstruct_ensemble_iter(target, shape, n, seeds, client, store, check, reference,
+                                                threads_per_worker, cancel, **settings))
