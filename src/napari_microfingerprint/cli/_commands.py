@@ -126,7 +126,7 @@ def _reconstruct(target, args: argparse.Namespace, shape, tortuosity, reference,
         return EXIT_OK
     from ..core.ensemble import reconstruct_ensemble_iter
 
-    threads = settings.pop("threads") or 1  # one thread per Dask worker unless told otherwise
+    threads = settings.pop("threads")  # default: one per Dask worker, the free cores in serial mode
     manifest = rep.run(reconstruct_ensemble_iter(target, shape, n=args.n, seeds=args.seeds, client=args.scheduler,
                                                  store=args.output, check=args.check,
                                                  reference=reference if args.check else None,

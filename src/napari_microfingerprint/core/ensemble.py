@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .descriptors.sets import DescriptorSet, check_limit_to, phase_map
+from .memory import keep_freed_memory
 from .progress import Progress, run_to_end
 from .reconstruction import ReconstructionSettings, _weights, reconstruct_iter, tortuosity_targets
 from .threads import cpu_count
@@ -92,18 +93,19 @@ def _check_shape(shape: Sequence[int], target: DescriptorSet) -> tuple[int, ...]
     return out
 
 
-def _check_settings(target: DescriptorSet, shape: tuple[int, ...], threads_per_worker: int,
+def _check_settings(target: DescriptorSet, shape: tuple[int, ...], threads_per_worker: int | None,
                     settings: dict[str, Any]) -> ReconstructionSettings:
     """Build the :class:`ReconstructionSettings` once, so that a bad setting fails before any task starts."""
-    if isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, (int, np.integer)) \
-            or threads_per_worker < 1:
+    if threads_per_worker is not None and (isinstance(threads_per_worker, bool)
+                                           or not isinstance(threads_per_worker, (int, np.integer))
+                                           or threads_per_worker < 1):
         raise InputError(f"threads_per_worker must be a whole number of at least 1 (torch threads per task), got "
                          f"{threads_per_worker!r}.")
     for key, use in (("seed", "seeds or n"), ("threads", "threads_per_worker")):
         if key in settings:
             raise InputError(f"the setting {key!r} is chosen per volume by the ensemble; use {use} instead.")
     try:
-        s = ReconstructionSettings(**settings, threads=int(threads_per_worker))
+        s = ReconstructionSettings(**settings, threads=None if threads_per_worker is None else int(threads_per_worker))
     except TypeError as err:
         raise InputError(f"unknown reconstruction setting ({err}); the settings are the fields of "
                          "ReconstructionSettings.") from err
@@ -340,14 +342,16 @@ def _done_row(seed: int, shape: Sequence[int], result, worker: str, threads: int
 
 
 def reconstruct_volume(target: DescriptorSet, shape: Sequence[int], seed: int, store: str,
-                       settings: dict[str, Any], threads: int = 1, check: bool = False,
+                       settings: dict[str, Any], threads: int | None = 1, check: bool = False,
                        reference: np.ndarray | None = None, cancel: threading.Event | None = None,
                        cancel_event: str | None = None) -> dict:
-    """One task of an ensemble: reconstruct the volume of ``seed`` with ``threads`` torch threads, save it as
+    """One task of an ensemble: reconstruct the volume of ``seed`` with ``threads`` torch threads (None: the
+    cores other work leaves free), save it as
     ``<store>/volume_<seed:05d>.npy`` (atomically) and return its manifest row. An error becomes a row with
     status ``"failed"``; a cancelled run saves nothing and returns status ``"cancelled"``. ``cancel`` is a
     flag in this process, ``cancel_event`` the name of a :class:`distributed.Event` of the ensemble."""
     worker = _worker_address()
+    keep_freed_memory()  # Dask workers' malloc settings would make every evaluation 2.5x slower
     try:
         with _cancel_watch(cancel, cancel_event) as flag:
             result = run_to_end(reconstruct_iter(target, shape, cancel=flag, seed=seed, threads=threads,
@@ -467,7 +471,7 @@ def reconstruct_ensemble_iter(
     store: str | Path = "ensemble",
     check: bool = False,
     reference=None,
-    threads_per_worker: int = 1,
+    threads_per_worker: int | None = None,
     cancel: threading.Event | None = None,
     **settings,
 ) -> Generator[Progress, None, pd.DataFrame]:
@@ -490,9 +494,13 @@ def reconstruct_ensemble_iter(
     yield Progress(step, total, f"{step} of {total} volumes already in {root}; {len(jobs)} to reconstruct")
     if not jobs:
         return _table(rows, cols) if rows else pd.DataFrame(columns=cols)
-    task = {"target": target, "shape": shape, "store": str(root), "settings": settings, "threads": s.threads,
+    # torch threads per volume: as asked; else one per Dask worker, and in serial mode the cores other work
+    # leaves free (the thread governor, threads=None)
+    serial = isinstance(client, str) and client == "serial"
+    threads = s.threads if s.threads is not None else (None if serial else 1)
+    task = {"target": target, "shape": shape, "store": str(root), "settings": settings, "threads": threads,
             "check": check, "reference": ref}
-    with _runner(client, jobs, task, cancel, s.threads) as results:
+    with _runner(client, jobs, task, cancel, threads or 1) as results:
         for row in results:
             if row["status"] == "cancelled":
                 continue
@@ -528,17 +536,18 @@ def _message(row: dict) -> str:
 def reconstruct_ensemble(target: DescriptorSet, shape: Sequence[int], n: int | None = None,
                          seeds: Sequence[int] | None = None, client: Client | str | None = None,
                          store: str | Path = "ensemble",
-                         check: bool = False, reference=None, threads_per_worker: int = 1,
+                         check: bool = False, reference=None, threads_per_worker: int | None = None,
                          cancel: threading.Event | None = None, **settings) -> pd.DataFrame:
     """Reconstruct ``n`` volumes of ``shape`` (seeds ``0..n-1``, or ``seeds``) that all match ``target``, in
     parallel on dask.distributed, into the folder ``store``; returns the manifest (one row per seed: status,
     file, maximum relative error over the axes per descriptor, undecided share, evaluations, seconds, worker,
     torch threads and, with ``check``, the physics check against ``reference``).
 
-    ``client``: ``None`` starts a local cluster of worker processes (one per core, each with
-    ``threads_per_worker`` torch threads) and closes it at the end; a scheduler address or a
-    :class:`distributed.Client` runs on that cluster (the store must be visible to its workers); ``"serial"``
-    runs in this process, one volume after another. Rerunning with the same store resumes: volumes already done
+    ``client``: ``None`` starts a local cluster of worker processes (one per ``threads_per_worker`` cores,
+    default one per core) and closes it at the end; a scheduler address or a :class:`distributed.Client` runs on
+    that cluster (the store must be visible to its workers); ``"serial"`` runs in this process, one volume after
+    another. ``threads_per_worker`` (torch threads per volume) defaults to 1 on Dask and, in serial mode, to the
+    cores other work leaves free (:class:`~.threads.ThreadGovernor`). Rerunning with the same store resumes: volumes already done
     are kept, failed ones are retried. Other keyword arguments are the fields of
     :class:`~.reconstruction.ReconstructionSettings` (not ``seed`` or ``threads``)."""
     return run_to_end(reconstruct_ensemble_iter(target, shape, n, seeds, client, store, check, reference,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .io import write_microstructure
+from .memory import keep_freed_memory
 from .segmentation import segment_grains, segment_grains_iter, segment_phases, segment_phases_iter
 from .vae.data import IMAGE_EXTENSIONS
 from .validation import InputError, to_greyscale
@@ -136,6 +137,7 @@ def _encode_chunk(model, names: Sequence[str], images: Sequence[np.ndarray], str
 def encode_chunk(state: dict[str, Any], names: Sequence[str], images: Sequence[np.ndarray],
                  stride: int | None) -> list[dict]:
     """A worker's task: rebuild the VAE from :func:`model_state`'s data and fingerprint a chunk of images."""
+    keep_freed_memory()
     return _encode_chunk(model_from_state(state), names, images, stride)
 
 
@@ -212,6 +214,7 @@ def _outputs(files: Sequence[Path], out_folder: Path) -> list[Path]:
 
 def segment_image(name: str, image: np.ndarray, kind: str, kwargs: dict[str, Any]) -> np.ndarray:
     """A worker's task (and the serial step): the phase or grain labels of one image."""
+    keep_freed_memory()
     func = segment_phases if kind == "phases" else segment_grains
     return _with_file(name, func, image, **kwargs)
 

@@ -9,11 +9,18 @@ when the run is in a worker) uses, and gives torch the cores that are left, betw
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
+from collections.abc import Callable, Generator
+from typing import ParamSpec, TypeVar
 
 import torch
+
+P = ParamSpec("P")
+Y = TypeVar("Y")
+R = TypeVar("R")
 
 #: Seconds between two looks at the machine's load.
 INTERVAL = 1.0
@@ -105,3 +112,25 @@ class ThreadGovernor:
             return
         free = cpu_count() - others
         self._set(int(min(self.max_threads, max(1, int(free + (1 - FREE_SHARE))))))
+
+
+def governed(func: Callable[P, Generator[Y, None, R]]) -> Callable[P, Generator[Y, None, R]]:
+    """Decorator for the core's progress generators: the generator runs under a :class:`ThreadGovernor`
+    (created when it starts, in the thread that runs it), which re-decides torch's thread count at each yield."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Generator[Y, None, R]:
+        with ThreadGovernor() as governor:
+            gen = func(*args, **kwargs)
+            try:
+                while True:
+                    try:
+                        item = next(gen)
+                    except StopIteration as stop:
+                        return stop.value
+                    governor.tick()
+                    yield item
+            finally:
+                gen.close()
+
+    return wrapper

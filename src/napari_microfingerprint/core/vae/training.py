@@ -15,6 +15,7 @@ import torch
 from ..device import resolve_device
 from ..io import guess_layer_type
 from ..segmentation import labels_to_distance
+from ..threads import governed
 from ..validation import InputError, check_greyscale, check_labels
 from . import losses
 from .data import WHITE_BALANCE, sample_patches, split_indices, white_balance
@@ -132,6 +133,7 @@ def reconstruction_loss(name: str, x_hat: torch.Tensor, x: torch.Tensor, alpha: 
     raise InputError(f"unknown loss {name!r}; use mse, bce, bce_spectral or style.")
 
 
+@governed
 def train_vae_iter(
     images: Sequence[np.ndarray],
     architecture: str = "conv",

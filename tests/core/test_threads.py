@@ -1,0 +1,73 @@
+"""The thread governor: fixed counts, restoring torch's setting, and its measure of other work on the CPU."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from napari_microfingerprint.core import threads
+from napari_microfingerprint.core.threads import ThreadGovernor, governed
+
+
+def test_fixed_count_is_set_and_restored():
+    before = torch.get_num_threads()
+    with ThreadGovernor(1) as gov:
+        assert torch.get_num_threads() == 1
+        gov.tick()
+        assert torch.get_num_threads() == 1 and gov.history == [1]
+    assert torch.get_num_threads() == before
+
+
+def test_decision_gives_torch_the_cores_others_leave(monkeypatch):
+    monkeypatch.setattr(threads, "cpu_count", lambda: 4)
+    with ThreadGovernor(interval=0.0) as gov:
+        assert gov.history == [4]
+        for others, want in ((0.1, 4), (1.0, 3), (1.3, 2), (2.9, 1), (6.0, 1), (0.0, 4)):
+            monkeypatch.setattr(gov, "others", lambda o=others: o)
+            gov.tick()
+            assert gov.history[-1] == want, (others, gov.history)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
+def test_others_measures_a_busy_process():
+    """A separate process that keeps one core busy is seen as about one core of other work, while this process's
+    own CPU time (a busy loop in this thread) is not counted."""
+    gov = ThreadGovernor(interval=0.0)
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:  # our own work: must not count as others
+        pass
+    quiet = gov.others()
+    burner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)
+        gov.others()  # restart the interval with the burner running
+        time.sleep(1.5)
+        busy = gov.others()
+    finally:
+        burner.kill()
+    assert busy is not None and quiet is not None
+    assert busy > 0.7 and busy > quiet + 0.5, (quiet, busy)
+
+
+def test_governed_generator_keeps_its_items_and_value():
+    before = torch.get_num_threads()
+
+    @governed
+    def work(n: int):
+        for k in range(n):
+            yield k
+        return "done"
+
+    gen = work(3)
+    items = []
+    while True:
+        try:
+            items.append(next(gen))
+        except StopIteration as stop:
+            value = stop.value
+            break
+    assert items == [0, 1, 2] and value == "done"
+    assert torch.get_num_threads() == before
