@@ -28,6 +28,7 @@ from .core.reconstruction import (
     ReconstructionSettings,
     match,
     reconstruct,
+    reconstruct_batch_iter,
     reconstruct_iter,
     reference_tortuosity,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "phase_fractions",
     "read_microstructure",
     "reconstruct",
+    "reconstruct_batch_iter",
     "reconstruct_ensemble",
     "reconstruct_ensemble_iter",
     "reconstruct_iter",

@@ -223,3 +223,15 @@ print(faults() - before)
         counts[mode] = int(run.stdout.strip().splitlines()[-1])
     # 200 x 256 pages faulted in again without the setting; a handful once the block is reused
     assert counts["plain"] > 20_000 and counts["tuned"] < counts["plain"] / 20
+
+
+def test_batched_tasks_write_one_volume_per_seed(tmp_path):
+    target = characterize(make_two_phase((32, 32), 0.4, 2.0, seed=0), limit_to=4)
+    table = reconstruct_ensemble(target, (16, 16, 16), n=3, client="serial", store=tmp_path / "b", batch=2,
+                                 max_iter=30, device="cpu")
+    assert sorted(table["seed"]) == [0, 1, 2] and (table["status"] == "done").all()
+    vols = [np.load(tmp_path / "b" / f"volume_{k:05d}.npy") for k in range(3)]
+    assert all(v.shape == (16, 16, 16) and set(np.unique(v)) == {0, 1} for v in vols)
+    assert (vols[0] != vols[1]).mean() > 0.2
+    with pytest.raises(InputError, match="batch"):
+        reconstruct_ensemble(target, (16, 16, 16), n=2, client="serial", store=tmp_path / "c", batch=0)

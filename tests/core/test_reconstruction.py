@@ -40,7 +40,9 @@ def test_2d_reconstruction_reaches_its_target():
 def test_2d_to_3d_every_slice_matches():
     src = make_two_phase((64, 64), 0.4, 3.0, seed=1)
     target = characterize(src, limit_to=6)
-    res = reconstruct(target, (32, 32, 32), seed=0, device="cpu", max_iter=400)
+    # one thread: the result is then the same whatever the machine's load (the default adapts the thread count,
+    # and a different count rounds sums differently, so the trajectory and the worst slice differ a little)
+    res = reconstruct(target, (32, 32, 32), seed=0, device="cpu", max_iter=400, threads=1)
     floor = _noise_floor(target, (32, 32), 0.4, 3.0)
     want = torch.as_tensor(target.values["2d"]["s2"])
     s2 = get_descriptor("s2").func
@@ -48,7 +50,7 @@ def test_2d_to_3d_every_slice_matches():
     for axis, planes in {"z": vol, "y": vol.permute(1, 0, 2), "x": vol.permute(2, 0, 1)}.items():
         errs = torch.linalg.norm(s2(planes.unsqueeze(1), limit_to=6) - want, dim=1) / torch.linalg.norm(want)
         assert float(errs.mean()) == pytest.approx(res.errors[axis]["s2"], rel=1e-6)
-        # measured: about 0.07 per axis against a floor of 0.135; every slice within 2x the floor
+        # measured: 0.063-0.088 per axis against a floor of 0.091; every slice within 2x the floor (worst 0.179)
         assert res.errors[axis]["s2"] < floor, axis
         assert float(errs.max()) < 2 * floor, axis
     assert res.undecided < 0.01
@@ -189,3 +191,32 @@ def test_transport_settings_are_checked():
         match(src, (16, 16, 16), tortuosity="reference")
     with pytest.raises(InputError, match="annealing"):
         reconstruct(target, (16, 16, 16), tortuosity=2.0, optimizer="annealing")
+
+
+def test_a_batch_of_seeds_gives_independent_volumes_that_match():
+    from napari_microfingerprint import reconstruct_batch_iter
+    from napari_microfingerprint.core.progress import run_to_end
+
+    src = make_two_phase((64, 64), 0.4, 3.0, seed=1)
+    target = characterize(src, limit_to=6)
+    floor = _noise_floor(target, (24, 24), 0.4, 3.0)
+    run = {"device": "cpu", "max_iter": 600, "threads": 1}
+    singles = [reconstruct(target, (24, 24, 24), seed=s, **run) for s in (5, 6, 7)]
+    batch = run_to_end(reconstruct_batch_iter(target, (24, 24, 24), [5, 6, 7], **run))
+    assert [r.settings["seed"] for r in batch] == [5, 6, 7]
+
+    def worst(r):
+        return max(r.errors[a]["s2"] for a in "zyx")
+
+    # measured: singles 0.078-0.090, the batch 0.087-0.093 (joint L-BFGS steps converge a little slower per
+    # evaluation; at 300 evaluations 0.12-0.14 against 0.15-0.19), floor 0.119
+    for r in batch:  # each volume matches the target along every axis, as a single run does
+        assert worst(r) < floor and worst(r) < 1.25 * max(worst(x) for x in singles)
+        assert abs(r.labels.mean() - src.mean()) < 0.03 and r.undecided < 0.01
+    assert (batch[0].labels != batch[1].labels).mean() > 0.3  # different seeds, different structures
+    # a batch of one is exactly the single run of that seed
+    one = run_to_end(reconstruct_batch_iter(target, (24, 24, 24), [6], **run))[0]
+    np.testing.assert_array_equal(one.labels, singles[1].labels)
+    for seeds in ([], [1, 1], [1.5]):
+        with pytest.raises(InputError, match="seeds"):
+            run_to_end(reconstruct_batch_iter(target, (24, 24, 24), seeds, device="cpu"))

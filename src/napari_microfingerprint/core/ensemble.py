@@ -1,9 +1,10 @@
 """Ensembles of statistically equivalent volumes (SVEs) from one descriptor target, run on dask.distributed
 (paper 004's workflows: dozens to hundreds of reconstructions with different seeds, on a laptop or a cluster).
 
-Every seed is one task: a module-level function (:func:`reconstruct_volume`) reconstructs the volume with
-``threads_per_worker`` torch threads, saves it atomically as ``<store>/volume_<seed:05d>.npy`` and returns its
-manifest row. The client collects the rows as the tasks finish and rewrites ``<store>/manifest.csv`` (atomically)
+Every seed (or every ``batch`` of seeds, optimised together by :func:`~.reconstruction.reconstruct_batch_iter`)
+is one task: a module-level function (:func:`reconstruct_volumes`) reconstructs the volumes with
+``threads_per_worker`` torch threads, saves each atomically as ``<store>/volume_<seed:05d>.npy`` and returns
+their manifest rows. The client collects the rows as the tasks finish and rewrites ``<store>/manifest.csv`` (atomically)
 after each one, so a crash or a cancel loses only the volumes that were still running. ``<store>/ensemble.json``
 records the target, the shape and the settings; a rerun with the same store skips the seeds already done and
 retries the failed ones, and refuses a different target, shape or setting rather than mixing two ensembles.
@@ -33,7 +34,13 @@ import pandas as pd
 from .descriptors.sets import DescriptorSet, check_limit_to, phase_map
 from .memory import keep_freed_memory
 from .progress import Progress, run_to_end
-from .reconstruction import ReconstructionSettings, _weights, reconstruct_iter, tortuosity_targets
+from .reconstruction import (
+    ReconstructionSettings,
+    _weights,
+    reconstruct_batch_iter,
+    reconstruct_iter,
+    tortuosity_targets,
+)
 from .threads import cpu_count
 from .validation import InputError
 
@@ -341,27 +348,44 @@ def _done_row(seed: int, shape: Sequence[int], result, worker: str, threads: int
     return row
 
 
-def reconstruct_volume(target: DescriptorSet, shape: Sequence[int], seed: int, store: str,
-                       settings: dict[str, Any], threads: int | None = 1, check: bool = False,
-                       reference: np.ndarray | None = None, cancel: threading.Event | None = None,
-                       cancel_event: str | None = None) -> dict:
-    """One task of an ensemble: reconstruct the volume of ``seed`` with ``threads`` torch threads (None: the
-    cores other work leaves free), save it as
-    ``<store>/volume_<seed:05d>.npy`` (atomically) and return its manifest row. An error becomes a row with
-    status ``"failed"``; a cancelled run saves nothing and returns status ``"cancelled"``. ``cancel`` is a
-    flag in this process, ``cancel_event`` the name of a :class:`distributed.Event` of the ensemble."""
+def reconstruct_volumes(target: DescriptorSet, shape: Sequence[int], seeds: Sequence[int], store: str,
+                        settings: dict[str, Any], threads: int | None = 1, check: bool = False,
+                        reference: np.ndarray | None = None, cancel: threading.Event | None = None,
+                        cancel_event: str | None = None) -> list[dict]:
+    """One task of an ensemble: reconstruct the volumes of ``seeds`` (one seed alone, or several in one batched
+    optimisation) with ``threads`` torch threads (None: the cores other work leaves free), save each as
+    ``<store>/volume_<seed:05d>.npy`` (atomically) and return their manifest rows. An error becomes rows with
+    status ``"failed"``; a cancelled run saves nothing and returns rows with status ``"cancelled"``. ``cancel``
+    is a flag in this process, ``cancel_event`` the name of a :class:`distributed.Event` of the ensemble."""
     worker = _worker_address()
     keep_freed_memory()  # Dask workers' malloc settings would make every evaluation 2.5x slower
+    seeds = list(seeds)
     try:
         with _cancel_watch(cancel, cancel_event) as flag:
-            result = run_to_end(reconstruct_iter(target, shape, cancel=flag, seed=seed, threads=threads,
-                                                 **settings))
-        if result.cancelled:
-            return {"seed": seed, "status": "cancelled"}
+            if len(seeds) == 1:
+                results = [run_to_end(reconstruct_iter(target, shape, cancel=flag, seed=seeds[0], threads=threads,
+                                                       **settings))]
+            else:
+                results = run_to_end(reconstruct_batch_iter(target, shape, seeds, cancel=flag, threads=threads,
+                                                            **settings))
+    except Exception as err:  # noqa: BLE001 - any failure is recorded, the other tasks go on
+        return [_failed_row(seed, shape, err, worker, threads) for seed in seeds]
+    rows = []
+    for seed, result in zip(seeds, results):
+        rows.append(_saved_row(seed, shape, result, store, worker, threads, check, reference))
+    return rows
+
+
+def _saved_row(seed: int, shape: Sequence[int], result, store: str, worker: str, threads: int | None, check: bool,
+               reference: np.ndarray | None) -> dict:
+    """Save one finished volume and return its row (with the physics check when asked)."""
+    if result.cancelled:
+        return {"seed": seed, "status": "cancelled"}
+    try:
         path = Path(store) / volume_name(seed)
         _atomic_write(path, lambda fh: np.save(fh, result.labels, allow_pickle=False))
         row = _done_row(seed, shape, result, worker, threads)
-    except Exception as err:  # noqa: BLE001 - any failure of one volume is recorded, the others go on
+    except Exception as err:  # noqa: BLE001 - a volume that cannot be saved is recorded as failed
         return _failed_row(seed, shape, err, worker, threads)
     if check:
         try:
@@ -411,18 +435,18 @@ def dask_client(client: Client | str | None, n_workers: int = 1) -> Iterator[Cli
         cluster.close()
 
 
-def _serial(jobs: list[int], task: dict, cancel: threading.Event | None) -> Generator[dict, None, None]:
-    """Run the tasks one after another in this process; yields each row."""
-    for seed in jobs:
+def _serial(jobs: list[list[int]], task: dict, cancel: threading.Event | None) -> Generator[dict, None, None]:
+    """Run the tasks (lists of seeds) one after another in this process; yields each row."""
+    for seeds in jobs:
         if cancel is not None and cancel.is_set():
             return
-        row = reconstruct_volume(seed=seed, cancel=cancel, **task)
-        if row["status"] == "cancelled":
+        rows = reconstruct_volumes(seeds=seeds, cancel=cancel, **task)
+        if any(row["status"] == "cancelled" for row in rows):
             return
-        yield row
+        yield from rows
 
 
-def _distributed(client: Client, jobs: list[int], task: dict,
+def _distributed(client: Client, jobs: list[list[int]], task: dict,
                  cancel: threading.Event | None) -> Generator[dict, None, None]:
     """Submit one task per seed and yield the rows as the tasks finish; on cancel (or an interrupt) the
     pending tasks are cancelled and the running ones told to stop."""
@@ -434,8 +458,8 @@ def _distributed(client: Client, jobs: list[int], task: dict,
     if task.get("reference") is not None:
         task["reference"] = client.scatter(task["reference"], broadcast=True, hash=False)
     run = uuid.uuid4().hex[:8]
-    futures = {client.submit(reconstruct_volume, seed=seed, cancel_event=name, key=f"volume-{seed:05d}-{run}",
-                             **task): seed for seed in jobs}
+    futures = {client.submit(reconstruct_volumes, seeds=seeds, cancel_event=name,
+                             key=f"volumes-{seeds[0]:05d}-{len(seeds)}-{run}", **task): seeds for seeds in jobs}
     pending = set(futures)
     try:
         ac = as_completed(list(futures))
@@ -447,19 +471,19 @@ def _distributed(client: Client, jobs: list[int], task: dict,
                 continue
             for fut in ac.next_batch(block=False):
                 pending.discard(fut)
-                yield _row_of(fut, futures[fut], task)
+                yield from _rows_of(fut, futures[fut], task)
     finally:
         if pending:
             stop.set()
             client.cancel(list(pending))
 
 
-def _row_of(fut, seed: int, task: dict) -> dict:
-    """The row a finished future returned, or a failed row when the task itself raised (a worker died)."""
+def _rows_of(fut, seeds: list[int], task: dict) -> list[dict]:
+    """The rows a finished future returned, or failed rows when the task itself raised (a worker died)."""
     try:
         return fut.result()
     except Exception as err:  # noqa: BLE001 - KilledWorker, CancelledError, ...
-        return _failed_row(seed, task["shape"], err, "unknown", task["threads"])
+        return [_failed_row(seed, task["shape"], err, "unknown", task["threads"]) for seed in seeds]
 
 
 def reconstruct_ensemble_iter(
@@ -473,6 +497,7 @@ def reconstruct_ensemble_iter(
     reference=None,
     threads_per_worker: int | None = None,
     cancel: threading.Event | None = None,
+    batch: int = 1,
     **settings,
 ) -> Generator[Progress, None, pd.DataFrame]:
     """Generator form of :func:`reconstruct_ensemble`: yields :class:`Progress` as each volume finishes and
@@ -483,6 +508,10 @@ def reconstruct_ensemble_iter(
     seeds = _check_seeds(n, seeds)
     shape = _check_shape(shape, target)
     s = _check_settings(target, shape, threads_per_worker, settings)
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise InputError(f"batch must be a whole number of at least 1 (seeds optimised together), got {batch!r}.")
+    if batch > 1 and s.optimizer == "annealing":
+        raise InputError("the annealing baseline reconstructs one volume at a time; use batch=1 or 'lbfgs'.")
     ref = _check_reference(reference, shape, check)
     root = _open_store(store, _metadata(target, shape, s))
     cols = columns(target.names, check)
@@ -500,7 +529,8 @@ def reconstruct_ensemble_iter(
     threads = s.threads if s.threads is not None else (None if serial else 1)
     task = {"target": target, "shape": shape, "store": str(root), "settings": settings, "threads": threads,
             "check": check, "reference": ref}
-    with _runner(client, jobs, task, cancel, threads or 1) as results:
+    chunks = [jobs[k:k + batch] for k in range(0, len(jobs), batch)]
+    with _runner(client, chunks, task, cancel, threads or 1) as results:
         for row in results:
             if row["status"] == "cancelled":
                 continue
@@ -512,7 +542,7 @@ def reconstruct_ensemble_iter(
 
 
 @contextmanager
-def _runner(client: Client | str | None, jobs: list[int], task: dict, cancel: threading.Event | None,
+def _runner(client: Client | str | None, jobs: list[list[int]], task: dict, cancel: threading.Event | None,
             threads: int) -> Iterator[Iterator[dict]]:
     """The rows of the tasks, from the serial loop or from a dask client (closed at the end when it is ours)."""
     if isinstance(client, str) and client == "serial":
@@ -537,7 +567,7 @@ def reconstruct_ensemble(target: DescriptorSet, shape: Sequence[int], n: int | N
                          seeds: Sequence[int] | None = None, client: Client | str | None = None,
                          store: str | Path = "ensemble",
                          check: bool = False, reference=None, threads_per_worker: int | None = None,
-                         cancel: threading.Event | None = None, **settings) -> pd.DataFrame:
+                         cancel: threading.Event | None = None, batch: int = 1, **settings) -> pd.DataFrame:
     """Reconstruct ``n`` volumes of ``shape`` (seeds ``0..n-1``, or ``seeds``) that all match ``target``, in
     parallel on dask.distributed, into the folder ``store``; returns the manifest (one row per seed: status,
     file, maximum relative error over the axes per descriptor, undecided share, evaluations, seconds, worker,
@@ -547,8 +577,10 @@ def reconstruct_ensemble(target: DescriptorSet, shape: Sequence[int], n: int | N
     default one per core) and closes it at the end; a scheduler address or a :class:`distributed.Client` runs on
     that cluster (the store must be visible to its workers); ``"serial"`` runs in this process, one volume after
     another. ``threads_per_worker`` (torch threads per volume) defaults to 1 on Dask and, in serial mode, to the
-    cores other work leaves free (:class:`~.threads.ThreadGovernor`). Rerunning with the same store resumes: volumes already done
+    cores other work leaves free (:class:`~.threads.ThreadGovernor`). ``batch`` seeds go into one task and
+    one batched optimisation (:func:`~.reconstruction.reconstruct_batch_iter`; worth it on a GPU and, for small
+    volumes, on the CPU too: see BENCHMARKS.md). Rerunning with the same store resumes: volumes already done
     are kept, failed ones are retried. Other keyword arguments are the fields of
     :class:`~.reconstruction.ReconstructionSettings` (not ``seed`` or ``threads``)."""
     return run_to_end(reconstruct_ensemble_iter(target, shape, n, seeds, client, store, check, reference,
-                                                threads_per_worker, cancel, **settings))
+                                                threads_per_worker, cancel, batch, **settings))

@@ -33,15 +33,14 @@ import torch
 
 from .characterization import phase_fractions
 from .connectivity import ARCHIE_EXPONENT, bridge_mask, despeckle, network_phases
+from .descriptors.registry import get_descriptor
 from .descriptors.sets import (
     AXES_3D,
     DEFAULT_WEIGHTS,
     DescriptorSet,
-    channels,
     characterize,
     check_limit_to,
     descriptor_error,
-    evaluate,
     phase_map,
 )
 from .device import resolve_device
@@ -87,7 +86,8 @@ class ReconstructionSettings:
     connectivity: str = "auto"
     transport_weight: float = 1.0
     #: CPU threads for torch: None watches the machine and uses the cores other work leaves free
-    #: (:class:`.threads.ThreadGovernor`); a number fixes it.
+    #: (:class:`.threads.ThreadGovernor`); a number fixes it. A seed gives the same structure bit for bit only
+    #: with the same thread count (sums are rounded in another order), so fix it for exact reproducibility.
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -177,10 +177,13 @@ class _Problem:
     """Loss of one resolution level: target tensors per axis and the weighted MSE over all slices.
 
     A 2D target serves every axis of a volume (isotropic, paper 003 Eq. 4); a per-axis target (from a volume or
-    :func:`merge`) prescribes only the axes it holds (Eq. 3)."""
+    :func:`merge`) prescribes only the axes it holds (Eq. 3). The loss takes a batch of structures
+    ``(B, P, *shape)`` (several seeds optimised at once) and is the sum of their losses; the slices of every
+    structure along an axis go through each descriptor in one batched call. ``transport`` holds one term per
+    structure (each keeps its own warm-started solver state)."""
 
     def __init__(self, target: DescriptorSet, level: int, ndim: int, weights: dict[str, float],
-                 device: torch.device, dtype: torch.dtype, transport: TransportTerm | None = None) -> None:
+                 device: torch.device, dtype: torch.dtype, transport: Sequence[TransportTerm] = ()) -> None:
         src = target if level == 0 else target.coarse[level]
         if ndim == 2:
             values = {"2d": src.values["2d"] if "2d" in src.values else src.for_axis("z")}
@@ -197,15 +200,21 @@ class _Problem:
         self.transport = transport
 
     def loss(self, ind: torch.Tensor) -> torch.Tensor:
-        field_ = channels(ind)
-        axes = None if field_.ndim == 3 else self.axes
-        per_slice = evaluate(field_, list(self.weights), self.limit_to, self.params, axes=axes)
+        batch = ind.shape[0]
+        field_ = ind[:, 1:2] if ind.shape[1] == 2 else ind  # the channels a descriptor sees, as channels()
+        if field_.ndim == 4:
+            slices_ = {"2d": field_}
+        else:  # (B, C, Z, Y, X) -> per axis (B * n, C, H, W), volume by volume
+            perm = {"z": (0, 2, 1, 3, 4), "y": (0, 3, 1, 2, 4), "x": (0, 4, 1, 2, 3)}
+            slices_ = {a: field_.permute(*perm[a]).flatten(0, 1) for a in self.axes}
         total = ind.new_zeros(())
-        for a, d in per_slice.items():
-            for n, v in d.items():
-                total = total + self.weights[n] * ((v - self.targets[a][n]) ** 2).mean()
-        if self.transport is not None:
-            total = total + self.transport.loss(ind)
+        for a, b in slices_.items():
+            for n in self.weights:
+                v = get_descriptor(n).func(b, limit_to=self.limit_to, **self.params.get(n, {}))
+                per_volume = ((v - self.targets[a][n]) ** 2).reshape(batch, -1).mean(dim=1)
+                total = total + self.weights[n] * per_volume.sum()
+        for term, one in zip(self.transport, ind):
+            total = total + term.loss(one)
         return total
 
 
@@ -252,27 +261,33 @@ def _transport_term(target: DescriptorSet, ndim: int, s: ReconstructionSettings)
 
 
 def _bridge(theta: torch.Tensor, phases: list[int], beta: float) -> torch.Tensor:
-    """Raise the logits of each network phase on the voxels of its bridges (:func:`bridge_mask`) above every
-    other phase by ``16 / beta`` (one at the bridging stage), which keeps the bridges through the stages that
-    follow."""
+    """Raise the logits ``(P, *shape)`` of each network phase on the voxels of its bridges (:func:`bridge_mask`)
+    above every other phase by ``16 / beta`` (one at the bridging stage), which keeps the bridges through the
+    stages that follow."""
     labels = theta.argmax(dim=0).cpu().numpy()
     out = theta.detach().clone()
     top = out.max(dim=0).values
     for phase in phases:
         where = torch.as_tensor(bridge_mask(labels, phase), device=theta.device)
         out[phase] = torch.where(where, top + 16.0 / beta, out[phase])
-    return out.requires_grad_(True)
+    return out
 
 
 def _despeckle(theta: torch.Tensor) -> torch.Tensor:
-    """Give the voxels of specks (:func:`despeckle`) to their neighbours' phase by raising its logit."""
+    """Give the voxels of specks (:func:`despeckle`) of logits ``(P, *shape)`` to their neighbours' phase by
+    raising its logit."""
     labels = theta.argmax(dim=0).cpu().numpy()
     cleaned = torch.as_tensor(despeckle(labels), device=theta.device)
     changed = cleaned != torch.as_tensor(labels, device=theta.device)
     out = theta.detach().clone()
     top = out.max(dim=0).values
     new = out.scatter(0, cleaned.long().unsqueeze(0), (top + 1.0).unsqueeze(0))
-    return torch.where(changed.unsqueeze(0), new, out).requires_grad_(True)
+    return torch.where(changed.unsqueeze(0), new, out)
+
+
+def _each(theta: torch.Tensor, func, *args) -> torch.Tensor:
+    """Apply a per-structure logit edit to every structure of a batch ``(B, P, *shape)``; a new leaf tensor."""
+    return torch.stack([func(one, *args) for one in theta.detach()]).requires_grad_(True)
 
 
 def _initial_logits(shape: tuple[int, ...], n_phases: int, fractions: np.ndarray, gen: torch.Generator,
@@ -310,8 +325,9 @@ def _levels(target: DescriptorSet, shape: tuple[int, ...], multigrid: bool) -> l
 
 
 def _upsample(theta: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Logits ``(B, P, *coarse)`` interpolated to ``(B, P, *shape)``."""
     mode = "bilinear" if len(shape) == 2 else "trilinear"
-    return torch.nn.functional.interpolate(theta.unsqueeze(0), size=shape, mode=mode, align_corners=False)[0]
+    return torch.nn.functional.interpolate(theta, size=shape, mode=mode, align_corners=False)
 
 
 def _undecided(ind: torch.Tensor) -> float:
@@ -329,6 +345,39 @@ def reconstruct_iter(
     every ``preview_every`` evaluations) and returns the :class:`ReconstructionResult`. Setting ``cancel``
     stops the run at the next evaluation and returns the best state reached so far."""
     s = settings or ReconstructionSettings(**kwargs)
+    results = yield from _run(target, shape, s, [s.seed], cancel)
+    return results[0]
+
+
+def reconstruct_batch_iter(
+    target: DescriptorSet,
+    shape: Sequence[int],
+    seeds: Sequence[int],
+    settings: ReconstructionSettings | None = None,
+    cancel: threading.Event | None = None,
+    **kwargs,
+) -> Generator[ReconstructionProgress, None, list[ReconstructionResult]]:
+    """Reconstruct one structure per seed in a single optimisation: the logits of all of them form one batch
+    ``(B, P, *shape)``, the loss is the sum of their losses, and every descriptor sees the slices of all of them
+    in one call, which keeps a GPU busy where a single small structure cannot. Each structure starts from its
+    seed's initial field, as :func:`reconstruct_iter` with that seed would, but the joint L-BFGS steps make the
+    results differ from one-at-a-time runs (both match the target). The memory needed grows with the batch.
+    Returns one :class:`ReconstructionResult` per seed (its ``history`` is the joint loss)."""
+    s = settings or ReconstructionSettings(**kwargs)
+    seeds = list(seeds)
+    if not seeds or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in seeds):
+        raise InputError(f"seeds must be a non-empty list of whole numbers, got {seeds!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise InputError("seeds must differ: the same seed twice gives the same structure twice.")
+    if s.optimizer == "annealing" and len(seeds) > 1:
+        raise InputError("the annealing baseline reconstructs one structure at a time; use 'lbfgs' or 'adam' for "
+                         "a batch of seeds.")
+    return (yield from _run(target, shape, s, [int(v) for v in seeds], cancel))
+
+
+def _run(target: DescriptorSet, shape: Sequence[int], s: ReconstructionSettings, seeds: list[int],
+         cancel: threading.Event | None) -> Generator[ReconstructionProgress, None, list[ReconstructionResult]]:
+    """Checks (shape, limit_to, weights, memory for the whole batch), then annealing or gradient descent."""
     shape = tuple(int(v) for v in shape)
     if len(shape) not in (2, 3):
         raise InputError(f"output shape {shape} must have 2 or 3 sides.")
@@ -336,33 +385,38 @@ def reconstruct_iter(
     weights = _weights(target, s.weights)
     device = resolve_device(s.device)
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
-    transport = _transport_term(target, len(shape), s)
-    n_transport = 0 if transport is None else len({p for p, _ in {**transport.targets, **transport.floors}})
-    need = estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype, s.history_size,
-                           n_transport)
+    first = _transport_term(target, len(shape), s)
+    transport = [] if first is None else [first] + [_transport_term(target, len(shape), s) for _ in seeds[1:]]
+    n_transport = 0 if first is None else len({p for p, _ in {**first.targets, **first.floors}})
+    need = len(seeds) * estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype,
+                                        s.history_size, n_transport)
     have = available_bytes(device)
     if need > 0.9 * have:
+        what = f"{len(seeds)} x " if len(seeds) > 1 else ""
         raise InputError(
-            f"a {'x'.join(map(str, shape))} reconstruction needs about {format_bytes(need)} on {device}, but only "
-            f"{format_bytes(have)} is free; choose a smaller output, fewer or cheaper descriptors, or another device."
+            f"a {what}{'x'.join(map(str, shape))} reconstruction needs about {format_bytes(need)} on {device}, but "
+            f"only {format_bytes(have)} is free; choose a smaller output, fewer seeds at once, fewer or cheaper "
+            "descriptors, or another device."
         )
-    if s.optimizer == "annealing" and transport is not None and transport.targets:
+    if s.optimizer == "annealing" and first is not None and first.targets:
         raise InputError("the annealing baseline matches descriptors only; a target tortuosity needs the "
                          "'lbfgs' or 'adam' optimizer.")
     with ThreadGovernor(s.threads if device.type == "cpu" else 1) as governor:
         if s.optimizer == "annealing":
-            result = yield from _anneal(target, shape, weights, s, device, dtype, cancel)
+            results = [(yield from _anneal(target, shape, weights, s, device, dtype, cancel))]
         else:
-            result = yield from _descend(target, shape, weights, s, device, dtype, transport, governor, cancel)
-    result.settings["threads_used"] = sorted(set(governor.history))
-    return result
+            results = yield from _descend(target, shape, weights, s, device, dtype, transport, governor, seeds,
+                                          cancel)
+    for result in results:
+        result.settings["threads_used"] = sorted(set(governor.history))
+    return results
 
 
 def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, float], s: ReconstructionSettings,
-             device: torch.device, dtype: torch.dtype, transport: TransportTerm | None, governor: ThreadGovernor,
-             cancel: threading.Event | None):
-    """Gradient descent over the multigrid levels and decision stages (see the module docstring)."""
-    gen = torch.Generator().manual_seed(s.seed)
+             device: torch.device, dtype: torch.dtype, transport: list[TransportTerm], governor: ThreadGovernor,
+             seeds: list[int], cancel: threading.Event | None):
+    """Gradient descent over the multigrid levels and decision stages (see the module docstring), of one
+    structure per seed at once."""
     levels = _levels(target, shape, s.multigrid)
     budget = s.max_iter
     coarse_share = 0.25 if len(levels) > 1 else 0.0
@@ -375,13 +429,15 @@ def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, f
         f = 2**level
         lshape = tuple(v // f for v in shape)
         problem = _Problem(target, level, len(shape), weights, device, dtype, transport)
-        if transport is not None:
+        for term in transport:
             # floors act on the final grid only: on coarse grids, where the structure is still blobs of a few
             # voxels, they forced channels that over-connected 128^3 volumes (pore tortuosity 1.9 against
             # 3.2-3.9 in the real rock); tortuosity targets act on every grid
-            transport.use_floors = level == 0
+            term.use_floors = level == 0
         if theta is None:
-            theta = _initial_logits(lshape, target.n_phases, _fractions(target), gen, device, dtype)
+            theta = torch.stack([_initial_logits(lshape, target.n_phases, _fractions(target),
+                                                 torch.Generator().manual_seed(seed), device, dtype)
+                                 for seed in seeds])
         else:
             theta = _upsample(theta.detach(), lshape)
         theta.requires_grad_(True)
@@ -397,12 +453,12 @@ def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, f
         for name, beta, evals in stages:
             label = f"level 1/{f} {name}" if level else name
             beta_now = beta
-            if level == 0 and beta == BRIDGE_BETA and transport is not None and transport.floors:
-                theta = _bridge(theta, sorted({p for p, _ in transport.floors}), beta)
+            if level == 0 and beta == BRIDGE_BETA and transport and transport[0].floors:
+                theta = _each(theta, _bridge, sorted({p for p, _ in transport[0].floors}), beta)
             if level == 0 and beta == BETA_STAGES[-1] and s.connectivity == "auto" and len(shape) == 3:
-                theta = _despeckle(theta)
-            if transport is not None:
-                transport.straight_through = level == 0 and beta >= STRAIGHT_THROUGH_BETA
+                theta = _each(theta, _despeckle)
+            for term in transport:
+                term.straight_through = level == 0 and beta >= STRAIGHT_THROUGH_BETA
             theta, done = yield from _optimise(problem, theta, beta, evals, s, history, budget, label, cancel,
                                                governor)
             if done:
@@ -410,9 +466,10 @@ def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, f
                 break
         if cancelled:
             break
-    if cancelled and theta.shape[1:] != shape:
+    if cancelled and theta.shape[2:] != shape:
         theta = _upsample(theta.detach(), shape)
-    return _finish(target, theta.detach(), beta_now, history, start, cancelled, s, device)
+    return [_finish(target, one, beta_now, history, start, cancelled, s, device, seed)
+            for one, seed in zip(theta.detach(), seeds)]
 
 
 class _BudgetSpent(Exception):
@@ -423,8 +480,9 @@ class _BudgetSpent(Exception):
 def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s: ReconstructionSettings,
               history: list[float], budget: int, label: str, cancel: threading.Event | None,
               governor: ThreadGovernor):
-    """Minimise the problem's loss of ``softmax(beta * theta)`` for ``evals`` evaluations; yields progress.
-    Returns ``(theta, cancelled)`` with the best ``theta`` seen."""
+    """Minimise the problem's loss of ``softmax(beta * theta)`` (over the phases of each structure of the batch
+    ``(B, P, *shape)``) for ``evals`` evaluations; yields progress (previews of the first structure). Returns
+    ``(theta, cancelled)`` with the best ``theta`` seen."""
     best = [math.inf, theta.detach().clone()]
     count = [0]
 
@@ -432,7 +490,7 @@ def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s
         if count[0] >= evals:
             raise _BudgetSpent
         opt.zero_grad()
-        loss = problem.loss(torch.softmax(beta * theta, dim=0))
+        loss = problem.loss(torch.softmax(beta * theta, dim=1))
         loss.backward()
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -467,7 +525,7 @@ def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s
         stalled = stalled + 1 if count[0] == before + 1 and s.optimizer == "lbfgs" else 0
         preview = None
         if len(history) >= next_preview:
-            preview = best[1].argmax(dim=0).to(torch.uint8).cpu().numpy()
+            preview = best[1][0].argmax(dim=0).to(torch.uint8).cpu().numpy()
             next_preview = len(history) + s.preview_every
         yield ReconstructionProgress(len(history), budget, best[0], label, preview)
         if count[0] == before or stalled > 3:
@@ -478,7 +536,8 @@ def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s
 
 
 def _finish(target: DescriptorSet, theta: torch.Tensor, beta: float, history: list[float], start: float,
-            cancelled: bool, s: ReconstructionSettings, device: torch.device) -> ReconstructionResult:
+            cancelled: bool, s: ReconstructionSettings, device: torch.device, seed: int) -> ReconstructionResult:
+    """The result of one structure from its logits ``(P, *shape)``."""
     ind = torch.softmax(beta * theta, dim=0)
     labels = theta.argmax(dim=0).to(torch.uint8).cpu().numpy()
     errors = descriptor_error(labels, target) if len(np.unique(labels)) > 1 else {}
@@ -491,7 +550,8 @@ def _finish(target: DescriptorSet, theta: torch.Tensor, beta: float, history: li
         evaluations=len(history),
         seconds=time.perf_counter() - start,
         cancelled=cancelled,
-        settings={**asdict(s), "limit_to": target.limit_to, "n_phases": target.n_phases, "device_used": str(device)},
+        settings={**asdict(s), "seed": seed, "limit_to": target.limit_to, "n_phases": target.n_phases,
+                  "device_used": str(device)},
     )
 
 
@@ -508,7 +568,7 @@ def _anneal(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, fl
 
     def loss_of(lab: torch.Tensor) -> float:
         with torch.no_grad():
-            return float(problem.loss(eye[lab.view(shape)].movedim(-1, 0)))
+            return float(problem.loss(eye[lab.view(shape)].movedim(-1, 0).unsqueeze(0)))
 
     current = loss_of(flat)
     temp = max(current, 1e-12) * 0.05

@@ -24,8 +24,9 @@ R = TypeVar("R")
 
 #: Seconds between two looks at the machine's load.
 INTERVAL = 1.0
-#: A core counts as free when the others leave at least this share of it.
-FREE_SHARE = 0.75
+#: A core counts as free when the others leave at least this share of it (so background noise of a few tenths
+#: of a core keeps every thread, and one busy core takes one away).
+FREE_SHARE = 0.5
 
 
 def cpu_count() -> int:
