@@ -164,3 +164,42 @@ def test_console_script_runs_without_napari_or_qt(slice_tif, tmp_path):
     assert run.returncode == 0, run.stderr
     assert np.load(tmp_path / "v.npy").shape == (16, 16, 16)
     assert "wrote" in run.stderr
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log():
+    import io
+
+    from napari_microfingerprint.cli._terminal import Reporter
+    from napari_microfingerprint.core.progress import Progress
+
+    def steps():
+        for k in range(1, 4):
+            yield Progress(k, 3, f"step {k}")
+        return "result"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, log = Terminal(), io.StringIO()
+    assert Reporter(tty).run(steps()) == "result" and Reporter(log).run(steps()) == "result"
+    assert "\r[" in tty.getvalue() and "100% 3/3 step 3" in tty.getvalue() and tty.getvalue().endswith("\n")
+    lines = log.getvalue().splitlines()  # first and last step at least, each a plain time-stamped line
+    assert "\r" not in log.getvalue() and lines[0].endswith("1/3 (33%) step 1")
+    assert lines[-1].endswith("3/3 (100%) step 3")
+    quiet = io.StringIO()
+    Reporter(quiet, quiet=True).run(steps())
+    assert quiet.getvalue() == ""
+
+
+def test_view_opens_napari_with_the_widgets(slice_tif, tmp_path):
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs a display (the test suite runs under xvfb-run)")
+    shot = tmp_path / "view.png"
+    run = subprocess.run([sys.executable, "-m", "napari_microfingerprint.cli", "view", str(slice_tif),
+                          "--screenshot", str(shot)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    from skimage.io import imread
+
+    img = imread(shot)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.std() > 1  # a real picture of the window

@@ -235,3 +235,14 @@ def test_batched_tasks_write_one_volume_per_seed(tmp_path):
     assert (vols[0] != vols[1]).mean() > 0.2
     with pytest.raises(InputError, match="batch"):
         reconstruct_ensemble(target, (16, 16, 16), n=2, client="serial", store=tmp_path / "c", batch=0)
+
+
+def test_auto_batch_fills_half_the_free_gpu_memory():
+    from napari_microfingerprint.core.ensemble import MAX_AUTO_BATCH, auto_batch
+
+    gb = 2**30
+    assert auto_batch(gb, None, 50) == 1  # no GPU: one seed per optimisation
+    assert auto_batch(10 * gb, 80 * gb, 50) == 4  # 40 GB of 80 GB free
+    assert auto_batch(gb, 80 * gb, 50) == MAX_AUTO_BATCH
+    assert auto_batch(gb, 80 * gb, 3) == 3  # never more than the seeds left
+    assert auto_batch(100 * gb, 80 * gb, 50) == 1  # too large for a batch: one at a time

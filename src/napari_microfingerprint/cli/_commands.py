@@ -30,6 +30,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _batch(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value > 0):
@@ -65,8 +69,9 @@ def _add_reconstruction_options(p: argparse.ArgumentParser, reference_tau: bool)
     p.add_argument("--n", type=_positive_int, default=None,
                    help="reconstruct an ensemble of N volumes into the folder -o (seeds 0..N-1 unless --seeds)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="the seeds of the ensemble")
-    p.add_argument("--batch", type=_positive_int, default=1,
-                   help="ensemble: seeds optimised together in one task (faster on a GPU and for small volumes)")
+    p.add_argument("--batch", type=_batch, default="auto",
+                   help="ensemble: seeds optimised together in one task (faster on a GPU and for small volumes); "
+                        "auto (default): as many as fit in half the free GPU memory, one without a GPU")
     p.add_argument("--scheduler", default=None,
                    help="ensemble: address of a running Dask scheduler (tcp://host:8786); 'serial' runs one "
                         "after another in this process; default: a local Dask cluster, one worker per core")
@@ -309,8 +314,12 @@ def cmd_view(args: argparse.Namespace, rep: Reporter) -> int:
         add(ms.data, name=Path(path).stem, scale=ms.scale)
         if ms.data.ndim == 3:
             viewer.dims.ndisplay = 3
-    for widget in ("Segmentation", "3D reconstruction", "VAE encoding", "Latent traversal"):
-        viewer.window.add_plugin_dock_widget("napari-microfingerprint", widget)
+    docks = [viewer.window.add_plugin_dock_widget("napari-microfingerprint", widget, tabify=k > 0)[0]
+             for k, widget in enumerate(("3D reconstruction", "Segmentation", "VAE encoding", "Latent traversal"))]
+    docks[0].raise_()  # the reconstruction's tab in front
+    viewer.reset_view()
+    if viewer.dims.ndisplay == 3:
+        viewer.camera.angles = (15.0, -35.0, 135.0)  # oblique, as the reconstruction widget shows results
     if args.screenshot:
         viewer.screenshot(args.screenshot, canvas_only=False)
         rep.info(f"wrote {args.screenshot}")

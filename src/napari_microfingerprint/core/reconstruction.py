@@ -173,6 +173,17 @@ def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], l
     return int(1.1 * voxels * per_voxel * item) + 64 * 2**20
 
 
+def memory_per_structure(target: DescriptorSet, shape: tuple[int, ...], s: ReconstructionSettings) -> int:
+    """:func:`estimate_memory` of one structure of ``shape`` with these settings (descriptors, dtype, history,
+    transport terms); a batch of seeds needs this much per seed."""
+    weights = _weights(target, s.weights)
+    dtype = torch.float64 if s.dtype == "float64" else torch.float32
+    term = _transport_term(target, len(shape), s)
+    n_transport = 0 if term is None else len({p for p, _ in {**term.targets, **term.floors}})
+    return estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype, s.history_size,
+                           n_transport)
+
+
 class _Problem:
     """Loss of one resolution level: target tensors per axis and the weighted MSE over all slices.
 
@@ -387,9 +398,7 @@ def _run(target: DescriptorSet, shape: Sequence[int], s: ReconstructionSettings,
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
     first = _transport_term(target, len(shape), s)
     transport = [] if first is None else [first] + [_transport_term(target, len(shape), s) for _ in seeds[1:]]
-    n_transport = 0 if first is None else len({p for p, _ in {**first.targets, **first.floors}})
-    need = len(seeds) * estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype,
-                                        s.history_size, n_transport)
+    need = len(seeds) * memory_per_structure(target, shape, s)
     have = available_bytes(device)
     if need > 0.9 * have:
         what = f"{len(seeds)} x " if len(seeds) > 1 else ""
