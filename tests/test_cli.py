@@ -203,3 +203,23 @@ def test_view_opens_napari_with_the_widgets(slice_tif, tmp_path):
 
     img = imread(shot)
     assert img.ndim == 3 and img.shape[0] > 200 and img.std() > 1  # a real picture of the window
+
+
+def test_mistakes_are_caught_before_the_work(tmp_path, slice_tif, capsys):
+    vol = tmp_path / "vol.npy"
+    np.save(vol, make_two_phase((20, 20, 20), 0.4, 2.0, seed=0))
+    cases = [
+        (["match", str(slice_tif), "--shape", "16", "--limit-to", "4", "--spacing", "1", "2",
+          "-o", str(tmp_path / "a.tif")], "--spacing has 2 values for a 3D result"),
+        (["match", str(vol), "--shape", "16", "16", "--limit-to", "4", "--check", "-o", str(tmp_path / "b.npy")],
+         "cannot be the reference of a 2D result"),
+        (["smooth", str(tmp_path / "grey.npy"), "-o", str(tmp_path / "c.npy")], "smooth works on phase maps"),
+        (["convert", str(vol), "-o", str(tmp_path / "vol.npy" / "inside.npy")], "check the path"),
+        (["match", str(slice_tif), "--shape", "16", "--limit-to", "4", "--device", "tpu",
+          "-o", str(tmp_path / "d.npy")], "unknown device"),
+    ]
+    np.save(tmp_path / "grey.npy", np.random.default_rng(0).integers(0, 255, (16, 16)))
+    for args, message in cases:
+        assert main(["-q", *args]) == EXIT_INPUT, args
+        assert message in capsys.readouterr().err, args
+    assert not any((tmp_path / name).exists() for name in ("a.tif", "b.npy", "c.npy", "d.npy"))

@@ -246,3 +246,12 @@ def test_auto_batch_fills_half_the_free_gpu_memory():
     assert auto_batch(gb, 80 * gb, 50) == MAX_AUTO_BATCH
     assert auto_batch(gb, 80 * gb, 3) == 3  # never more than the seeds left
     assert auto_batch(100 * gb, 80 * gb, 50) == 1  # too large for a batch: one at a time
+
+
+def test_the_manifest_returned_holds_the_seeds_asked_for(tmp_path):
+    target = characterize(make_two_phase((32, 32), 0.4, 2.0, seed=0), limit_to=4)
+    run = {"client": "serial", "store": tmp_path / "s", "max_iter": 20, "device": "cpu"}
+    assert len(reconstruct_ensemble(target, (16, 16), n=3, **run)) == 3
+    again = reconstruct_ensemble(target, (16, 16), seeds=[1], **run)
+    assert list(again["seed"]) == [1]  # the store keeps all three
+    assert len(pd.read_csv(tmp_path / "s" / "manifest.csv")) == 3

@@ -72,3 +72,21 @@ def test_governed_generator_keeps_its_items_and_value():
             break
     assert items == [0, 1, 2] and value == "done"
     assert torch.get_num_threads() == before
+
+
+def test_two_governed_runs_in_one_process_share_the_cores(monkeypatch):
+    monkeypatch.setattr(threads, "cpu_count", lambda: 4)
+    before = torch.get_num_threads()
+    with ThreadGovernor(interval=0.0) as first:
+        monkeypatch.setattr(first, "others", lambda: 0.0)
+        first.tick()
+        assert first.history[-1] == 4
+        with ThreadGovernor(interval=0.0) as second:
+            monkeypatch.setattr(second, "others", lambda: 0.0)
+            second.tick()
+            first.tick()
+            assert second.history[-1] == 2 and first.history[-1] == 2
+        first.tick()
+        assert first.history[-1] == 4  # alone again
+        assert torch.get_num_threads() == 4  # the second's end does not restore while the first runs
+    assert torch.get_num_threads() == before

@@ -226,6 +226,9 @@ class ReconstructionWidget(QWidget):
             else np.asarray(layer.data)
         spacing = tuple(float(v) for v in layer.scale[-np.ndim(layer.data):])
         n_volumes = self.ensemble.value if len(targets) == 1 else 1
+        if self.ensemble.value > 1 and len(targets) > 1:
+            show_info("'volumes' makes an ensemble of one target; an interpolation makes one structure per step, "
+                      "so it is ignored here.")
         runs = [(t, self.seed.value) for t in targets] if n_volumes == 1 else \
             [(targets[0], self.seed.value + k) for k in range(n_volumes)]
         kind = "volume" if n_volumes > 1 else "reconstruction"

@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rep.info(f"microfingerprint {args.command}: interrupted. Finished ensemble volumes and their manifest are "
                  "kept; run the same command again to go on from there.")
         return EXIT_INTERRUPTED
+    except OSError as err:  # a file or folder that cannot be read or written
+        rep.info(f"microfingerprint {args.command}: {err.strerror or err} ({err.filename or 'a file'}); check the path "
+                 "and its permissions.")
+        return EXIT_INPUT
     except MemoryError as err:
         rep.info(f"microfingerprint {args.command}: out of memory ({err}); choose a smaller shape or fewer "
                  "descriptors.")

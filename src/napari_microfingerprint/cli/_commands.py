@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.descriptors.registry import available_descriptors
-from ..core.descriptors.sets import DEFAULT_WEIGHTS, characterize, interpolate, merge
+from ..core.descriptors.sets import DEFAULT_WEIGHTS, MAX_PHASES, characterize, interpolate, merge
 from ..core.reconstruction import OPTIMIZERS, reconstruct_iter, reference_tortuosity
 from ..core.validation import InputError
 from ._files import add_raw_options, as_phases, descriptor_base, read_array, read_descriptors, write_structure
@@ -78,7 +78,7 @@ def _add_reconstruction_options(p: argparse.ArgumentParser, reference_tau: bool)
     p.add_argument("--check", action="store_true",
                    help="run the physics check on each volume (against the input with match)")
     p.add_argument("--spacing", type=_positive_float, nargs="+", default=None,
-                   help="voxel size written with the output, (Z) Y X")
+                   help="voxel size written with a single output file: one number (isotropic) or (Z) Y X")
     p.add_argument("-o", "--output", required=True,
                    help="output file (.tif .npy .npz .raw .vti), or a folder with --n")
 
@@ -117,9 +117,29 @@ def _tortuosity(values: list[str] | None, structure: np.ndarray | None):
     return numbers[0] if len(numbers) == 1 else numbers
 
 
+def _spacing(values: list[float] | None, ndim: int, fallback=None) -> tuple[float, ...] | None:
+    """``--spacing`` for an ``ndim``-D result: one number for every axis, or one per axis; else ``fallback``."""
+    if not values:
+        return fallback
+    if len(values) == 1:
+        return (values[0],) * ndim
+    if len(values) != ndim:
+        raise InputError(f"--spacing has {len(values)} values for a {ndim}D result; give one number (isotropic) "
+                         f"or {ndim}.")
+    return tuple(values)
+
+
+def _check_reference(reference: np.ndarray | None, shape: tuple[int, ...], check: bool) -> None:
+    """The physics check compares a result with a reference of at most its dimensions: say so before the run."""
+    if check and reference is not None and reference.ndim > len(shape):
+        raise InputError(f"--check compares the result with the input, but a {reference.ndim}D input cannot be the "
+                         f"reference of a {len(shape)}D result; drop --check or ask for a 3D --shape.")
+
+
 def _reconstruct(target, args: argparse.Namespace, shape, tortuosity, reference, scale, rep: Reporter) -> int:
     settings = _settings(args, tortuosity)
-    spacing = tuple(args.spacing) if args.spacing else scale
+    spacing = _spacing(args.spacing, len(shape), scale)
+    _check_reference(reference, shape, args.check)
     if args.n is None and args.seeds is None:
         result = rep.run(reconstruct_iter(target, shape, seed=args.seed, **settings))
         errors = {name: max(v[name] for v in result.errors.values()) for name in target.names} if result.errors \
@@ -177,8 +197,10 @@ def cmd_match(args: argparse.Namespace, rep: Reporter) -> int:
     target = characterize(phases, descriptors=args.descriptors, limit_to=args.limit_to,
                           levels=0 if args.no_multigrid else args.levels)
     rep.info(f"characterised {args.input} {'x'.join(map(str, phases.shape))}: {target.n_phases} phases")
-    if scale is not None and len(scale) != len(shape):
-        scale = (scale[-1],) * len(shape) if len(set(scale)) == 1 else None
+    if scale is not None and len(scale) < len(shape):  # a slice's pixels: z takes y's size, as in the widget
+        scale = (scale[0],) + tuple(scale)
+    elif scale is not None and len(scale) > len(shape):
+        scale = tuple(scale[1:])
     return _reconstruct(target, args, shape, tau, phases, scale, rep)
 
 
@@ -204,6 +226,10 @@ def cmd_smooth(args: argparse.Namespace, rep: Reporter) -> int:
     from ..core.smoothing import smooth
 
     data, scale = read_array(args.input, args)
+    n_values = np.unique(data).size
+    if n_values > MAX_PHASES:
+        raise InputError(f"{args.input} holds {n_values} different values; smooth works on phase maps (at most "
+                         f"{MAX_PHASES} phases). Segment it first (microfingerprint segment).")
     out = smooth(data, sigma=args.sigma)
     write_structure(args.output, out, scale, rep, metadata={"smoothed_sigma": args.sigma})
     return EXIT_OK
@@ -218,7 +244,7 @@ def cmd_check(args: argparse.Namespace, rep: Reporter) -> int:
     if args.reference:
         ref, _ = read_array(args.reference, args)
         reference = as_phases(ref, args.reference, rep)
-    spacing = tuple(args.spacing) if args.spacing else scale
+    spacing = _spacing(args.spacing, phases.ndim, scale)
     report = rep.run(structure_report_iter(phases, reference=reference, spacing=spacing, unit=args.unit,
                                            transport=not args.no_transport, n_windows=args.windows))
     table = report.comparison if report.comparison is not None else report.table()
@@ -291,7 +317,7 @@ def cmd_convert(args: argparse.Namespace, rep: Reporter) -> int:
 
     shape = tuple(args.raw_shape) if args.raw_shape else None
     ms = read_microstructure(args.input, shape=shape, dtype=args.raw_dtype)
-    write_structure(args.output, ms.data, tuple(args.spacing) if args.spacing else ms.scale, rep, ms.layer_type)
+    write_structure(args.output, ms.data, _spacing(args.spacing, ms.data.ndim, ms.scale), rep, ms.layer_type)
     return EXIT_OK
 
 
@@ -336,8 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Characterise, reconstruct, check, segment and fingerprint microstructures from the command "
                     "line (no display needed). Files: .npy .npz .tif (stacks, or a folder of 2D slices) .raw "
                     "(with --raw-shape) .vti; descriptor sets: the .npz + .json pair that characterize writes.",
-        epilog="exit codes: 0 done; 2 wrong usage; 3 a bad input or option (the message says which and how to "
-               "fix it); 4 some ensemble volumes failed, or check --fail-outside found metrics outside the spread; "
+        epilog="exit codes: 0 done; 2 wrong usage; 3 a bad input or option, or a file that cannot be read or "
+               "written (the message says which and how to fix it); 4 some ensemble volumes failed, or check "
+               "--fail-outside found metrics outside the spread; "
                "5 view without a display; 130 interrupted (finished ensemble volumes are kept: rerun to resume); "
                "1 an unexpected error (please report it with the traceback).")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress, only results")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import torch
 
+from .validation import InputError
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Return a torch device; ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
 
-    Raises ``ValueError`` naming the devices that exist when the requested one does not.
+    Raises :class:`InputError` (a ``ValueError``) naming the devices that exist when the requested one does not.
     """
     if isinstance(device, torch.device):
         return device
@@ -19,10 +21,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA GPU is visible; use device='auto' or 'cpu'.")
+        raise InputError("device 'cuda' was requested but no CUDA GPU is visible; use device='auto' or 'cpu'.")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' was requested but Apple MPS is not available; use device='auto' or 'cpu'.")
+        raise InputError("device 'mps' was requested but Apple MPS is not available; use device='auto' or 'cpu'.")
     try:
         return torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'mps'.") from err
+        raise InputError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'mps'.") from err

@@ -56,7 +56,7 @@ FORMAT = "napari-microfingerprint ensemble"
 RUNTIME_SETTINGS = ("device", "threads", "preview_every")
 #: Columns before the per-descriptor errors, and after them.
 HEAD_COLUMNS = ("seed", "shape", "status", "error", "file")
-TAIL_COLUMNS = ("undecided", "evaluations", "seconds", "worker", "threads")
+TAIL_COLUMNS = ("undecided", "evaluations", "seconds", "worker", "threads", "batch")
 CHECK_COLUMNS = ("outside_2sd", "check")
 TEXT_COLUMNS = ("shape", "status", "error", "file", "worker", "check")
 #: Seconds between two looks at the cancel flag while waiting for tasks (client) or optimising (worker).
@@ -360,7 +360,8 @@ def reconstruct_volumes(target: DescriptorSet, shape: Sequence[int], seeds: Sequ
     status ``"failed"``; a cancelled run saves nothing and returns rows with status ``"cancelled"``. ``cancel``
     is a flag in this process, ``cancel_event`` the name of a :class:`distributed.Event` of the ensemble."""
     worker = _worker_address()
-    keep_freed_memory()  # Dask workers' malloc settings would make every evaluation 2.5x slower
+    if worker != "local":
+        keep_freed_memory()  # Dask workers' malloc settings would make every evaluation 2.5x slower
     seeds = list(seeds)
     try:
         with _cancel_watch(cancel, cancel_event) as flag:
@@ -372,9 +373,10 @@ def reconstruct_volumes(target: DescriptorSet, shape: Sequence[int], seeds: Sequ
                                                             **settings))
     except Exception as err:  # noqa: BLE001 - any failure is recorded, the other tasks go on
         return [_failed_row(seed, shape, err, worker, threads) for seed in seeds]
-    rows = []
-    for seed, result in zip(seeds, results):
-        rows.append(_saved_row(seed, shape, result, store, worker, threads, check, reference))
+    rows = [_saved_row(seed, shape, result, store, worker, threads, check, reference)
+            for seed, result in zip(seeds, results)]
+    for row in rows:
+        row["batch"] = len(seeds)  # seconds and evaluations are then those of the whole batch
     return rows
 
 
@@ -525,7 +527,7 @@ def reconstruct_ensemble_iter(
     total, step = len(seeds), len(seeds) - len(jobs)
     yield Progress(step, total, f"{step} of {total} volumes already in {root}; {len(jobs)} to reconstruct")
     if not jobs:
-        return _table(rows, cols) if rows else pd.DataFrame(columns=cols)
+        return _requested(rows, seeds, cols)
     # torch threads per volume: as asked; else one per Dask worker, and in serial mode the cores other work
     # leaves free (the thread governor, threads=None)
     serial = isinstance(client, str) and client == "serial"
@@ -533,9 +535,10 @@ def reconstruct_ensemble_iter(
     task = {"target": target, "shape": shape, "store": str(root), "settings": settings, "threads": threads,
             "check": check, "reference": ref}
     if batch == "auto":
-        batch = _auto_batch(target, shape, s, len(jobs))
+        batch = 1 if s.optimizer == "annealing" else _auto_batch(target, shape, s, len(jobs))
     chunks = [jobs[k:k + batch] for k in range(0, len(jobs), batch)]
-    with _runner(client, chunks, task, cancel, threads or 1) as results:
+    gpu = resolve_device(s.device).type != "cpu"
+    with _runner(client, chunks, task, cancel, threads or 1, gpu) as results:
         for row in results:
             if row["status"] == "cancelled":
                 continue
@@ -543,17 +546,24 @@ def reconstruct_ensemble_iter(
             _write_manifest(root, rows, cols)
             step += 1
             yield Progress(step, total, _message(row))
-    return _table(rows, cols)
+    return _requested(rows, seeds, cols)
+
+
+def _requested(rows: dict[int, dict], seeds: list[int], cols: list[str]) -> pd.DataFrame:
+    """The rows of the seeds asked for this time (the store's manifest may hold more from earlier runs)."""
+    wanted = {seed: rows[seed] for seed in seeds if seed in rows}
+    return _table(wanted, cols) if wanted else pd.DataFrame(columns=cols)
 
 
 @contextmanager
 def _runner(client: Client | str | None, jobs: list[list[int]], task: dict, cancel: threading.Event | None,
-            threads: int) -> Iterator[Iterator[dict]]:
-    """The rows of the tasks, from the serial loop or from a dask client (closed at the end when it is ours)."""
+            threads: int, gpu: bool) -> Iterator[Iterator[dict]]:
+    """The rows of the tasks, from the serial loop or from a dask client (closed at the end when it is ours).
+    A local cluster for a GPU run has one worker: workers on one GPU would share (and overfill) its memory."""
     if isinstance(client, str) and client == "serial":
         yield _serial(jobs, task, cancel)
         return
-    workers = max(1, min(len(jobs), cpu_count() // max(1, threads)))
+    workers = 1 if gpu else max(1, min(len(jobs), cpu_count() // max(1, threads)))
     with dask_client(client, workers) as dask:
         rows = _distributed(dask, jobs, task, cancel)
         try:
@@ -600,7 +610,7 @@ def reconstruct_ensemble(target: DescriptorSet, shape: Sequence[int], n: int | N
     torch threads and, with ``check``, the physics check against ``reference``).
 
     ``client``: ``None`` starts a local cluster of worker processes (one per ``threads_per_worker`` cores,
-    default one per core) and closes it at the end; a scheduler address or a :class:`distributed.Client` runs on
+    default one per core; a single worker when the device is a GPU) and closes it at the end; a scheduler address or a :class:`distributed.Client` runs on
     that cluster (the store must be visible to its workers); ``"serial"`` runs in this process, one volume after
     another. ``threads_per_worker`` (torch threads per volume) defaults to 1 on Dask and, in serial mode, to the
     cores other work leaves free (:class:`~.threads.ThreadGovernor`). ``batch`` seeds go into one task and

@@ -213,10 +213,15 @@ def _outputs(files: Sequence[Path], out_folder: Path) -> list[Path]:
 
 
 def segment_image(name: str, image: np.ndarray, kind: str, kwargs: dict[str, Any]) -> np.ndarray:
-    """A worker's task (and the serial step): the phase or grain labels of one image."""
-    keep_freed_memory()
+    """The phase or grain labels of one image (the serial step; :func:`segment_task` on a worker)."""
     func = segment_phases if kind == "phases" else segment_grains
     return _with_file(name, func, image, **kwargs)
+
+
+def segment_task(name: str, image: np.ndarray, kind: str, kwargs: dict[str, Any]) -> np.ndarray:
+    """A worker's task: :func:`segment_image` after undoing Dask's malloc setting (see ``keep_freed_memory``)."""
+    keep_freed_memory()
+    return segment_image(name, image, kind, kwargs)
 
 
 def _segment_row(name: str, output: Path, labels: np.ndarray, kind: str, n_phases: int) -> dict:
@@ -273,7 +278,7 @@ def _segment_distributed(client, names: list[str], images: list[np.ndarray], kin
 
     with dask_client(client) as dask:
         data = dask.scatter(images, hash=False)
-        futures = {dask.submit(segment_image, names[k], data[k], kind, kwargs, pure=False): k
+        futures = {dask.submit(segment_task, names[k], data[k], kind, kwargs, pure=False): k
                    for k in range(len(names))}
         try:
             return [finish(futures[f], f.result()) for f in as_completed(futures)]

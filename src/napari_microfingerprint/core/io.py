@@ -266,7 +266,9 @@ def _raw_layout(p: Path, shape, dtype) -> tuple[tuple[int, ...], np.dtype, dict]
         if "shape" not in info:
             raise InputError(f"{p.name} is a headerless .raw file, so its shape is needed: pass --shape Z Y X on the "
                              "command line or shape=(z, y, x) in Python (and dtype=, default uint8).")
-        shape, dtype = info["shape"], dtype if dtype is not None else info.get("dtype")
+        shape = info["shape"]
+    if dtype is None:
+        dtype = info.get("dtype")  # the sidecar's dtype also serves an explicit shape
     dims = _check_shape(shape, p.name)
     dt = _check_dtype(dtype if dtype is not None else np.uint8, p.name)
     order = ">" if info.get("byte_order") == "big" and list(info.get("shape", [])) == list(dims) else "<"
@@ -504,13 +506,20 @@ def write_microstructure(path: str | Path, data, layer_type: str = "labels",
     (array only), ``.npz`` (``data`` and ``scale``), ``.raw`` (bare little-endian C-order bytes plus a
     ``<name>.raw.json`` sidecar) or ``.vti`` (VTK ImageData, one cell per voxel). Returns the path written.
 
-    Raises :class:`InputError` for ``data=None`` and for object, complex or text arrays (never pickled).
+    Raises :class:`InputError` for ``data=None``, for object, complex or text arrays (never pickled), for a
+    ``scale`` whose length is not the array's dimensions, and for ``.raw``/``.vti`` data that is not 2D or 3D.
     """
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
         raise InputError(f"{p.name}: extension {ext!r} is not supported; use one of {', '.join(SUPPORTED_EXTENSIONS)}.")
     arr = _writable_array(data)
+    if scale is not None and len(scale) != arr.ndim:
+        raise InputError(f"{p.name}: scale {tuple(scale)} has {len(scale)} values for a {arr.ndim}D array; give one "
+                         "voxel size per axis.")
+    if ext in (".raw", ".vti") and arr.ndim not in (2, 3):
+        raise InputError(f"{p.name}: {ext} holds 2D or 3D scalar data, but the array has shape {arr.shape}; select "
+                         "a 2D or 3D part (an RGB image: convert it to grey first).")
     if arr.dtype == np.int64 and layer_type == "labels" and arr.size and arr.min() >= 0 and arr.max() < 2**31:
         arr = arr.astype(np.int32)
     if ext == ".npy":

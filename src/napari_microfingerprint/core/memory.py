@@ -43,8 +43,8 @@ def keep_freed_memory() -> bool:
     Dask's worker processes start with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes glibc's mmap threshold
     at 128 KB: every tensor of a reconstruction is then mapped and unmapped by the kernel, page by page, on each
     evaluation. Measured here (48^3, one thread): 5.9 s in a plain process, 14.4-15.5 s with that variable or in a
-    Dask worker. Called at the start of each ensemble task; returns False where there is no glibc (macOS,
-    Windows, musl), which changes nothing."""
+    Dask worker. Called at the start of each ensemble and folder task on a Dask worker (never in the user's own
+    process); returns False where there is no glibc (macOS, Windows, musl), which changes nothing."""
     import ctypes
     import ctypes.util
     import sys

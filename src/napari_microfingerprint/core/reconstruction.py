@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -373,7 +373,8 @@ def reconstruct_batch_iter(
     in one call, which keeps a GPU busy where a single small structure cannot. Each structure starts from its
     seed's initial field, as :func:`reconstruct_iter` with that seed would, but the joint L-BFGS steps make the
     results differ from one-at-a-time runs (both match the target). The memory needed grows with the batch.
-    Returns one :class:`ReconstructionResult` per seed (its ``history`` is the joint loss)."""
+    Returns one :class:`ReconstructionResult` per seed; its ``history``, ``evaluations`` and ``seconds`` are
+    those of the whole batch (the joint loss, the time for all the seeds)."""
     s = settings or ReconstructionSettings(**kwargs)
     seeds = list(seeds)
     if not seeds or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in seeds):
@@ -410,9 +411,10 @@ def _run(target: DescriptorSet, shape: Sequence[int], s: ReconstructionSettings,
     if s.optimizer == "annealing" and first is not None and first.targets:
         raise InputError("the annealing baseline matches descriptors only; a target tortuosity needs the "
                          "'lbfgs' or 'adam' optimizer.")
-    with ThreadGovernor(s.threads if device.type == "cpu" else 1) as governor:
+    with ThreadGovernor(s.threads) as governor:
         if s.optimizer == "annealing":
-            results = [(yield from _anneal(target, shape, weights, s, device, dtype, cancel))]
+            results = [(yield from _anneal(target, shape, weights, replace(s, seed=seeds[0]), device, dtype,
+                                           cancel))]
         else:
             results = yield from _descend(target, shape, weights, s, device, dtype, transport, governor, seeds,
                                           cancel)
@@ -477,7 +479,7 @@ def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, f
             break
     if cancelled and theta.shape[2:] != shape:
         theta = _upsample(theta.detach(), shape)
-    return [_finish(target, one, beta_now, history, start, cancelled, s, device, seed)
+    return [_finish(target, one, beta_now, list(history), start, cancelled, s, device, seed)
             for one, seed in zip(theta.detach(), seeds)]
 
 

@@ -37,15 +37,31 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _machine_busy_seconds() -> float | None:
-    """CPU seconds all cores have spent busy since boot (``/proc/stat``), or None where it cannot be read."""
+def _allowed_cpus() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds the cores this process may use (its affinity mask: on a shared cluster node, the job's cores,
+    not the whole machine) have spent busy since boot (``/proc/stat``), or None where it cannot be read."""
+    allowed = _allowed_cpus()
+    if allowed is None:
+        return None
+    busy = 0.0
     try:
         with open("/proc/stat") as fh:
-            fields = [float(v) for v in fh.readline().split()[1:]]
+            for line in fh:
+                name, *values = line.split()
+                if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in allowed:
+                    continue
+                fields = [float(v) for v in values]
+                busy += sum(fields[:8]) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)  # minus idle, iowait
     except (OSError, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def _thread_seconds(native_id: int) -> float:
@@ -58,12 +74,21 @@ def _thread_seconds(native_id: int) -> float:
     return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: The governors running now in this process (torch's thread count is one setting for the whole process), and
+#: the thread count from before the first of them, restored when the last one ends.
+_ACTIVE: list[ThreadGovernor] = []
+_LOCK = threading.Lock()
+_BEFORE: list[int] = []
+
+
 class ThreadGovernor:
     """Sets ``torch.set_num_threads`` to the cores other work leaves free, re-checked every :data:`INTERVAL`
-    seconds by :meth:`tick` (call it once per optimisation step; it is cheap in between).
+    seconds by :meth:`tick` (call it once per optimisation step; it is cheap in between). Several governed runs
+    in one process (a reconstruction and a training in napari) share the cores equally.
 
-    ``threads`` fixes the count instead (no watching). Used as a context manager it restores torch's previous
-    thread count on exit. Where ``/proc/stat`` does not exist (macOS, Windows) it keeps ``max_threads``.
+    ``threads`` fixes the count instead (no watching). Used as a context manager; when the last governor of the
+    process ends, torch's thread count from before the first one is restored. Where ``/proc/stat`` does not
+    exist (macOS, Windows) it keeps ``max_threads``.
     """
 
     def __init__(self, threads: int | None = None, max_threads: int | None = None, interval: float = INTERVAL):
@@ -71,7 +96,6 @@ class ThreadGovernor:
         self.fixed = None if threads is None else max(1, int(threads))
         self.interval = interval
         self.history: list[int] = []
-        self._previous = torch.get_num_threads()
         self._gui_thread = None
         if threading.current_thread() is not threading.main_thread():
             self._gui_thread = threading.main_thread().native_id  # napari's event loop runs there
@@ -79,14 +103,25 @@ class ThreadGovernor:
 
     def _sample(self) -> tuple[float, float | None, float]:
         own = time.process_time() - (_thread_seconds(self._gui_thread) if self._gui_thread else 0.0)
-        return time.perf_counter(), _machine_busy_seconds(), own
+        return time.perf_counter(), _busy_seconds(), own
 
     def __enter__(self) -> ThreadGovernor:
-        self._set(self.fixed or self.max_threads)
+        with _LOCK:
+            if not _ACTIVE:
+                _BEFORE[:] = [torch.get_num_threads()]
+            _ACTIVE.append(self)
+        self._set(self.fixed or self._share())
         return self
 
     def __exit__(self, *exc) -> None:
-        torch.set_num_threads(self._previous)
+        with _LOCK:
+            _ACTIVE.remove(self)
+            if not _ACTIVE:
+                torch.set_num_threads(_BEFORE[0])
+
+    def _share(self) -> int:
+        """This run's part of ``max_threads`` when other governed runs share the process."""
+        return max(1, self.max_threads // max(1, len(_ACTIVE)))
 
     def _set(self, n: int) -> None:
         if torch.get_num_threads() != n:
@@ -112,7 +147,7 @@ class ThreadGovernor:
         if others is None:
             return
         free = cpu_count() - others
-        self._set(int(min(self.max_threads, max(1, int(free + (1 - FREE_SHARE))))))
+        self._set(int(min(self._share(), max(1, int(free + (1 - FREE_SHARE))))))
 
 
 def governed(func: Callable[P, Generator[Y, None, R]]) -> Callable[P, Generator[Y, None, R]]:
