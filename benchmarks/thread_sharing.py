@@ -9,7 +9,7 @@ Runs the same 2D -> 3D reconstruction (ceramics crop, ``N^3``) under three condi
 
 Each run is a separate process. Prints wall and CPU seconds and the ratio to the same policy's run alone.
 
-    python benchmarks/thread_sharing.py [--sizes 32 64]
+    python benchmarks/thread_sharing.py [--sizes 32 64] [--policies fixed auto]
 """
 from __future__ import annotations
 
@@ -45,12 +45,13 @@ def runs(n: int, policy: str, copies: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--policies", nargs="+", default=["fixed", "auto"], choices=["fixed", "auto"])
     args = parser.parse_args()
     print("load before:", os.getloadavg())
     print("| size | policy | condition | wall s | CPU s | threads used | wall / alone |")
     print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
-        for policy in ("fixed", "auto"):
+        for policy in args.policies:
             alone = runs(n, policy, 1)[0]
             burner = subprocess.Popen([sys.executable, "-c", BURN])
             time.sleep(0.5)
