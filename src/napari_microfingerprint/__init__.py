@@ -22,6 +22,7 @@ from .core.latent import (
     traverse,
 )
 from .core.morphometry import StructureReport, cluster_labels, structure_report
+from .core.pixel_classifier import PixelClassifier, fit_pixel_classifier, segment_with_scribbles
 from .core.real_data import load_example
 from .core.reconstruction import (
     ReconstructionResult,
@@ -55,6 +56,7 @@ __all__ = [
     "DescriptorSet",
     "InputError",
     "LatentWalk",
+    "PixelClassifier",
     "PropertyReport",
     "ReconstructionResult",
     "ReconstructionSettings",
@@ -76,6 +78,7 @@ __all__ = [
     "embed",
     "encode",
     "encode_folder",
+    "fit_pixel_classifier",
     "fit_property",
     "gaussian_cloud",
     "grain_statistics",
@@ -109,6 +112,7 @@ __all__ = [
     "segment_folder",
     "segment_grains",
     "segment_phases",
+    "segment_with_scribbles",
     "smooth",
     "structure_report",
     "train_vae",

@@ -1,0 +1,59 @@
+"""Scribble pixel classifier (issue 12): mean IoU against Otsu and time to train and predict, on generated
+images whose two phases differ only by texture (same mean and spread of grey values), with strokes covering under
+1 % of the pixels (`tests/core/test_pixel_classifier.py` makes them).
+
+    python benchmarks/pixel_classifier.py [--size 1024] [--volume 256]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_microfingerprint import fit_pixel_classifier, segment_phases
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
+from test_pixel_classifier import _iou, _strokes, _textured  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--volume", type=int, default=256)
+    args = parser.parse_args()
+    print("load before:", os.getloadavg())
+    print("| image | painted | Otsu IoU | classifier IoU | train s | predict s |")
+    print("|---|---|---|---|---|---|")
+    image, truth = _textured((args.size, args.size), correlation=args.size / 16)
+    scribbles = _strokes(truth, per_phase=12, length=15)
+    otsu = segment_phases(image, n_phases=2)
+    start = time.perf_counter()
+    clf = fit_pixel_classifier(image, scribbles)
+    train = time.perf_counter() - start
+    start = time.perf_counter()
+    labels = clf.predict(image)
+    predict = time.perf_counter() - start
+    print(f"| {args.size}^2 | {(scribbles > 0).mean():.3%} | {max(_iou(otsu, truth), _iou(1 - otsu, truth)):.3f} | "
+          f"{_iou(labels, truth):.3f} | {train:.1f} | {predict:.1f} |", flush=True)
+    n = args.volume
+    vol, vtruth = _textured((n, n, n), correlation=n / 16, grain=1.5)
+    vscrib = np.zeros_like(vtruth)
+    for z in range(n // 8, n, n // 4):
+        vscrib[z] = _strokes(vtruth[z], per_phase=6, length=15, seed=z)
+    start = time.perf_counter()
+    vclf = fit_pixel_classifier(vol, vscrib, sigma_max=4)
+    train = time.perf_counter() - start
+    start = time.perf_counter()
+    vlabels = vclf.predict(vol)
+    predict = time.perf_counter() - start
+    print(f"| {n}^3 (strokes on 4 slices, sigma_max 4) | {(vscrib > 0).mean():.4%} | - | {_iou(vlabels, vtruth):.3f} | "
+          f"{train:.1f} | {predict:.1f} |", flush=True)
+    print("load after:", os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
