@@ -137,3 +137,25 @@ def test_bad_images_are_rejected_with_a_message(bad, message):
         segment_phases(bad)
     with pytest.raises(InputError, match=message):
         segment_grains(bad, source="boundaries")
+
+
+def test_grain_boundaries_of_either_polarity_are_found():
+    """source="auto" decides whether boundaries are dark or bright lines: an image and its negative give the
+    same grains."""
+    from napari_microfingerprint.core.segmentation import boundary_polarity
+
+    truth = make_grain_structure((192, 192), stage="late", seed=3)
+    dark = make_micrograph(truth, seed=3)
+    bright = dark.max() + dark.min() - dark
+    assert boundary_polarity(dark) == "dark" and boundary_polarity(bright) == "bright"
+    from skimage.metrics import adapted_rand_error
+
+    # measured: adapted Rand error 0.091 (dark) and 0.098 (bright), 246 / 245 grains of 250
+    for image in (dark, bright):
+        grains = segment_grains(image)
+        assert adapted_rand_error(truth, grains)[0] < 0.15
+        assert abs(len(np.unique(grains)) - len(np.unique(truth))) <= 0.1 * len(np.unique(truth))
+    wrong = segment_grains(bright, boundary="dark")  # the old fixed assumption: 601 grains, error 0.67
+    assert adapted_rand_error(truth, wrong)[0] > 0.3
+    with pytest.raises(InputError, match="boundary"):
+        segment_grains(dark, boundary="grey")

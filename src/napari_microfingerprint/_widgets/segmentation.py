@@ -1,5 +1,6 @@
 """Segmentation dock widget: greyscale Image -> phases (Labels); Image or Labels -> grains (Labels with a
-``features`` table); grain statistics with a summary, a table and CSV export. All science is in ``core``."""
+``features`` table); grain statistics with a summary, a table and CSV export; a pixel classifier trained from
+scribbles (:mod:`.scribbles`). All science is in ``core``."""
 from __future__ import annotations
 
 from collections.abc import Generator
@@ -21,9 +22,16 @@ from qtpy.QtWidgets import (
 
 from ..core.characterization import grain_statistics, phase_fractions
 from ..core.progress import Progress
-from ..core.segmentation import segment_grains_iter, segment_phases, segment_phases_iter
+from ..core.segmentation import (
+    boundary_polarity,
+    guess_grain_source,
+    segment_grains_iter,
+    segment_phases,
+    segment_phases_iter,
+)
 from ..core.validation import InputError, as_spatial_array, check_labels, to_greyscale
 from ._common import ProgressRow, build_dock, report_error
+from .scribbles import ScribbleSection
 
 if TYPE_CHECKING:
     import napari
@@ -94,7 +102,7 @@ class SegmentationWidget(QWidget):
         # 2. grains
         self.grain_input = ComboBox(label="source layer", choices=self._layers)
         self.source = ComboBox(label="source type", choices=["auto", "boundaries", "binary", "distance"])
-        self.boundary = ComboBox(label="boundaries are", choices=["dark", "bright"])
+        self.boundary = ComboBox(label="boundaries are", choices=["auto", "dark", "bright"])
         self.ridge_scale = FloatSpinBox(label="boundary half-width (px)", value=1.0, min=0.5, max=20.0, step=0.5)
         self.min_distance = SpinBox(label="marker min distance", value=3, min=1, max=1000)
         self.h = FloatSpinBox(label="h-maxima depth h (-1 = default)", value=-1.0, min=-1.0, max=100.0, step=0.5)
@@ -118,12 +126,13 @@ class SegmentationWidget(QWidget):
         self.table.setMinimumHeight(160)
 
         self.progress = ProgressRow()
+        self.scribble_section = ScribbleSection(self.viewer)
 
         build_dock(self, [
             ("1. Phases", phase_form, [self.preview_button, self.phase_button]),
             ("2. Grains", grain_form, [self.grain_button]),
             ("3. Grain statistics", stats_form, [self.measure_button]),
-        ], [self.progress, self.summary_label, self.table, self.export_button])
+        ], [self.progress, self.summary_label, self.table, self.export_button, self.scribble_section])
 
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_choices)
@@ -248,6 +257,10 @@ class SegmentationWidget(QWidget):
             return None
 
         def work() -> Generator[Progress, None, tuple]:
+            if kwargs["source"] == "auto":
+                kwargs["source"] = guess_grain_source(np.asarray(data))
+            if kwargs["source"] == "boundaries" and kwargs["boundary"] == "auto":
+                kwargs["boundary"] = boundary_polarity(data, kwargs["ridge_scale"])
             labels = yield from segment_grains_iter(data, spacing=spacing, **kwargs)
             yield Progress(4, 5, "measuring grains")
             df, summary = grain_statistics(labels, spacing=spacing, periodic=periodic)
@@ -256,7 +269,8 @@ class SegmentationWidget(QWidget):
 
         def done(result: tuple) -> None:
             labels, df, summary = result
-            name = f"{layer.name} grains (watershed, {kwargs['source']})"
+            how = f"{kwargs['boundary']} boundaries" if kwargs["source"] == "boundaries" else kwargs["source"]
+            name = f"{layer.name} grains (watershed, {how})"
             new = self.viewer.add_labels(
                 labels, name=name, scale=layer.scale, translate=layer.translate,
                 features=df.assign(index=df["label"]),

@@ -610,10 +610,11 @@ def reconstruct_ensemble(target: DescriptorSet, shape: Sequence[int], n: int | N
     torch threads and, with ``check``, the physics check against ``reference``).
 
     ``client``: ``None`` starts a local cluster of worker processes (one per ``threads_per_worker`` cores,
-    default one per core; a single worker when the device is a GPU) and closes it at the end; a scheduler address or a :class:`distributed.Client` runs on
-    that cluster (the store must be visible to its workers); ``"serial"`` runs in this process, one volume after
-    another. ``threads_per_worker`` (torch threads per volume) defaults to 1 on Dask and, in serial mode, to the
-    cores other work leaves free (:class:`~.threads.ThreadGovernor`). ``batch`` seeds go into one task and
+    default one per core; a single worker when the device is a GPU) and closes it at the end; a scheduler
+    address or a :class:`distributed.Client` runs on that cluster (the store must be visible to its workers);
+    ``"serial"`` runs in this process, one volume after another. ``threads_per_worker`` (torch threads per
+    volume) defaults to 1 on Dask and, in serial mode, to the cores other work leaves free
+    (:class:`~.threads.ThreadGovernor`). ``batch`` seeds go into one task and
     one batched optimisation (:func:`~.reconstruction.reconstruct_batch_iter`; worth it on a GPU and, for small
     volumes, on the CPU too: see BENCHMARKS.md); ``"auto"`` batches as many as fit in half of this machine's
     free GPU memory (:func:`auto_batch`) and one at a time without a GPU. On a cluster whose workers have GPUs

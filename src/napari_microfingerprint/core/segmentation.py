@@ -240,6 +240,18 @@ def boundary_strength(grey: np.ndarray, scale: float = 1.0, dark: bool = True) -
     return np.maximum(largest, 0.0) * scale**2
 
 
+def boundary_polarity(image, scale: float = 1.0) -> Literal["dark", "bright"]:
+    """Whether a micrograph's grain boundaries are dark or bright lines: the polarity whose line response
+    (:func:`boundary_strength` of the normalised image at ``scale``) is stronger in its top 1 %. Boundaries are the
+    thin, connected minority; the other polarity responds only to their flanks and to noise. Measured (99th
+    percentiles, dark against bright response): the synthetic grain micrograph 0.20 / 0.12; NIST's etched steel
+    (dark boundaries) 0.11 / 0.09 as it is and 0.06 / 0.12 inverted."""
+    grey = normalize(image)
+    dark = float(np.percentile(boundary_strength(grey, scale, dark=True), 99))
+    bright = float(np.percentile(boundary_strength(grey, scale, dark=False), 99))
+    return "dark" if dark >= bright else "bright"
+
+
 def _interior_markers(interior: np.ndarray, min_size: int) -> np.ndarray:
     """Connected grain interiors of at least ``min_size`` pixels, labelled 1..N (markers for closed boundaries)."""
     comp = measure.label(interior)
@@ -253,7 +265,7 @@ def _interior_markers(interior: np.ndarray, min_size: int) -> np.ndarray:
 def segment_grains_iter(
     image,
     source: GrainSource = "auto",
-    boundary: Literal["dark", "bright"] = "dark",
+    boundary: Literal["auto", "dark", "bright"] = "auto",
     ridge_scale: float = 1.0,
     min_distance: int = 3,
     h: float | None = None,
@@ -263,10 +275,15 @@ def segment_grains_iter(
 ) -> Generator[Progress, None, np.ndarray]:
     """Generator form of :func:`segment_grains`: yields :class:`Progress` between stages."""
     img = np.asarray(image)
+    if boundary not in ("auto", "dark", "bright"):
+        raise InputError(f"boundary {boundary!r} is unknown; use 'auto', 'dark' or 'bright'.")
     if source == "auto":
         source = guess_grain_source(img)
+    if source == "boundaries" and boundary == "auto":
+        boundary = boundary_polarity(img, ridge_scale)
     total = 4
-    yield Progress(0, total, f"preparing ({source})")
+    yield Progress(0, total, f"preparing ({source}, {boundary} boundaries)" if source == "boundaries"
+                   else f"preparing ({source})")
     keep_zero = False
     if source == "binary":
         fg = check_labels(img) > 0
@@ -311,7 +328,8 @@ def segment_grains(image, source: GrainSource = "auto", **kwargs) -> np.ndarray:
     ``source`` says what ``image`` is:
 
     * ``"boundaries"`` - a greyscale micrograph whose grain boundaries are thin ``boundary="dark"`` lines
-      (etched optical micrographs) or ``"bright"`` ones. After normalisation and denoising, :func:`boundary_strength` at
+      (etched optical micrographs) or ``"bright"`` ones; ``"auto"`` (the default) decides by
+      :func:`boundary_polarity`. After normalisation and denoising, :func:`boundary_strength` at
       scale ``ridge_scale`` (about half the boundary width, pixels) enhances the boundary lines; the
       triangle threshold of its response separates boundaries from grain interiors; the connected interiors of
       at least ``min_size`` pixels are the markers (with ``h > 0``, distance-map h-maxima instead, which also
