@@ -20,6 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
 from test_pixel_classifier import _iou, _strokes, _textured  # noqa: E402
 
 
+def train_and_predict(image: np.ndarray, scribbles: np.ndarray, **kwargs) -> tuple[np.ndarray, float, float]:
+    """The prediction of the whole image and the seconds to train and to predict."""
+    start = time.perf_counter()
+    clf = fit_pixel_classifier(image, scribbles, **kwargs)
+    train = time.perf_counter() - start
+    start = time.perf_counter()
+    labels = clf.predict(image)
+    return labels, train, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
@@ -31,12 +41,7 @@ def main() -> None:
     image, truth = _textured((args.size, args.size), correlation=args.size / 16)
     scribbles = _strokes(truth, per_phase=12, length=15)
     otsu = segment_phases(image, n_phases=2)
-    start = time.perf_counter()
-    clf = fit_pixel_classifier(image, scribbles)
-    train = time.perf_counter() - start
-    start = time.perf_counter()
-    labels = clf.predict(image)
-    predict = time.perf_counter() - start
+    labels, train, predict = train_and_predict(image, scribbles)
     print(f"| {args.size}^2 | {(scribbles > 0).mean():.3%} | {max(_iou(otsu, truth), _iou(1 - otsu, truth)):.3f} | "
           f"{_iou(labels, truth):.3f} | {train:.1f} | {predict:.1f} |", flush=True)
     n = args.volume
@@ -44,12 +49,7 @@ def main() -> None:
     vscrib = np.zeros_like(vtruth)
     for z in range(n // 8, n, n // 4):
         vscrib[z] = _strokes(vtruth[z], per_phase=6, length=15, seed=z)
-    start = time.perf_counter()
-    vclf = fit_pixel_classifier(vol, vscrib, sigma_max=4)
-    train = time.perf_counter() - start
-    start = time.perf_counter()
-    vlabels = vclf.predict(vol)
-    predict = time.perf_counter() - start
+    vlabels, train, predict = train_and_predict(vol, vscrib, sigma_max=4)
     print(f"| {n}^3 (strokes on 4 slices, sigma_max 4) | {(vscrib > 0).mean():.4%} | - | {_iou(vlabels, vtruth):.3f} | "
           f"{train:.1f} | {predict:.1f} |", flush=True)
     print("load after:", os.getloadavg())
