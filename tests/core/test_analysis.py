@@ -100,3 +100,22 @@ def test_window_properties_follow_the_encoder_windows():
         patch_property(two_phase, "mean grain area", is_labels=False)
     with pytest.raises(InputError, match="unknown property"):
         patch_property(two_phase, "porosity", is_labels=False)
+
+
+def test_identical_fingerprints_are_refused_instead_of_crashing():
+    """t-SNE of identical fingerprints used to kill the process (a segmentation fault); it must be an InputError."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\nfrom napari_microfingerprint import embed, InputError\n"
+            "for method in ('tsne', 'pca'):\n"
+            "    try:\n        embed(np.ones((20, 8)), method)\n    except InputError as err:\n"
+            "        print('refused', method, 'different value' in str(err))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert run.stdout.split("\n")[:2] == ["refused tsne True", "refused pca True"]
+    two = np.ones((20, 8))
+    two[:10] += 1.0
+    with pytest.raises(InputError, match="2 different"):
+        embed(two, "tsne")
+    assert embed(two, "pca").shape == (20, 2)  # two groups are a fine PCA

@@ -60,6 +60,13 @@ def embed(fingerprints, method: str = "pca", perplexity: float = 30.0, seed: int
     z = as_fingerprints(fingerprints)
     if z.shape[0] < 3:
         raise InputError(f"an embedding needs at least 3 fingerprints; got {z.shape[0]}.")
+    distinct = np.unique(z, axis=0).shape[0]
+    # identical fingerprints give t-SNE's PCA start a zero spread, and its Barnes-Hut tree then crashes the whole
+    # process (a segmentation fault, which would close napari): refuse before
+    if distinct == 1 or (method == "tsne" and distinct < 3):
+        raise InputError(f"the {z.shape[0]} fingerprints hold only {distinct} different value(s), so there is "
+                         "nothing to embed; a model that encodes every patch alike has not learnt yet (train it "
+                         "longer), or choose layers that differ.")
     if method == "pca":
         scores = PCA(n_components=min(2, z.shape[1]), random_state=seed).fit_transform(z)
         return np.pad(scores, ((0, 0), (0, 2 - scores.shape[1])))
