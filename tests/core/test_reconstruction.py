@@ -123,6 +123,8 @@ def test_bad_requests_are_refused():
         reconstruct(target, (32, 32), weights={"gram": 1.0})
     with pytest.raises(InputError, match="2 or 3"):
         reconstruct(target, (32,))
+    with pytest.raises(InputError, match="whole numbers"):
+        reconstruct(target, (16.7, 16, 16))  # refused, not truncated to 16
     assert estimate_memory((64, 64, 64), 2, ["s2", "variation"], 8) < estimate_memory((128, 128, 128), 2,
                                                                                        ["s2", "variation"], 8)
 

@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .descriptors.sets import DescriptorSet, check_limit_to, phase_map
+from .descriptors.sets import DescriptorSet, phase_map
 from .device import resolve_device
 from .memory import available_bytes, keep_freed_memory
 from .progress import Progress, run_to_end
 from .reconstruction import (
     ReconstructionSettings,
     _weights,
+    check_output_shape,
     memory_per_structure,
     reconstruct_batch_iter,
     reconstruct_iter,
@@ -86,19 +87,6 @@ def _check_seeds(n: int | None, seeds: Sequence[int] | None) -> list[int]:
         raise InputError(f"seeds {dupes[:10]} appear more than once; each seed gives one volume, list it once.")
     if n is not None and n != len(out):
         raise InputError(f"n={n} disagrees with the {len(out)} seeds given; give one of the two.")
-    return out
-
-
-def _check_shape(shape: Sequence[int], target: DescriptorSet) -> tuple[int, ...]:
-    """The output shape as a tuple of 2 or 3 positive ints that ``target.limit_to`` fits."""
-    try:
-        out = tuple(int(v) for v in shape)
-        whole = all(float(v) == int(v) for v in shape)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"shape {shape!r} must be 2 or 3 whole numbers, e.g. (64, 64, 64).") from err
-    if len(out) not in (2, 3) or not whole or min(out) < 1:
-        raise InputError(f"shape {shape!r} must be 2 or 3 positive whole numbers, e.g. (64, 64, 64).")
-    check_limit_to(target.limit_to, out)
     return out
 
 
@@ -510,7 +498,7 @@ def reconstruct_ensemble_iter(
     if not isinstance(target, DescriptorSet):
         raise InputError(f"target must be a DescriptorSet (from characterize), got {type(target).__name__}.")
     seeds = _check_seeds(n, seeds)
-    shape = _check_shape(shape, target)
+    shape = check_output_shape(shape, target)
     s = _check_settings(target, shape, threads_per_worker, settings)
     if batch != "auto" and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
         raise InputError(f"batch must be 'auto' or a whole number of at least 1 (seeds optimised together), got "

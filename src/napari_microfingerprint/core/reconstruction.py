@@ -387,13 +387,24 @@ def reconstruct_batch_iter(
     return (yield from _run(target, shape, s, [int(v) for v in seeds], cancel))
 
 
+def check_output_shape(shape: Sequence[int], target: DescriptorSet) -> tuple[int, ...]:
+    """The output shape as a tuple of 2 or 3 positive whole numbers that ``target.limit_to`` fits, or
+    :class:`InputError` (a shape of ``(16.7, 16, 16)`` is refused, not truncated)."""
+    try:
+        out = tuple(int(v) for v in shape)
+        whole = all(float(v) == int(v) for v in shape)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"shape {shape!r} must be 2 or 3 whole numbers, e.g. (64, 64, 64).") from err
+    if len(out) not in (2, 3) or not whole or min(out) < 1:
+        raise InputError(f"shape {shape!r} must be 2 or 3 positive whole numbers, e.g. (64, 64, 64).")
+    check_limit_to(target.limit_to, out)
+    return out
+
+
 def _run(target: DescriptorSet, shape: Sequence[int], s: ReconstructionSettings, seeds: list[int],
          cancel: threading.Event | None) -> Generator[ReconstructionProgress, None, list[ReconstructionResult]]:
     """Checks (shape, limit_to, weights, memory for the whole batch), then annealing or gradient descent."""
-    shape = tuple(int(v) for v in shape)
-    if len(shape) not in (2, 3):
-        raise InputError(f"output shape {shape} must have 2 or 3 sides.")
-    check_limit_to(target.limit_to, shape)
+    shape = check_output_shape(shape, target)
     weights = _weights(target, s.weights)
     device = resolve_device(s.device)
     dtype = torch.float64 if s.dtype == "float64" else torch.float32
