@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.progress import Progress
-from ..core.validation import InputError, to_greyscale
+from ..core.validation import InputError, as_spatial_array, to_greyscale
 
 
 def report_error(err: BaseException, context: str) -> None:
@@ -31,6 +31,15 @@ def report_error(err: BaseException, context: str) -> None:
         show_error(f"{context}: {err}")
     else:
         show_error(f"{context} failed ({type(err).__name__}: {err}).")
+
+
+def layer_array(layer: Layer, purpose: str) -> np.ndarray:
+    """The layer's data as a 2D/3D array; RGB(A) images are converted to grey with a notification."""
+    data = np.asarray(layer.data)
+    if isinstance(layer, Image) and layer.rgb:
+        show_info(f"'{layer.name}' is RGB; it was converted to greyscale for {purpose}.")
+        data = to_greyscale(data, rgb=True)
+    return as_spatial_array(data, f"layer '{layer.name}'")
 
 
 def layer_2d(layer: Layer) -> np.ndarray:

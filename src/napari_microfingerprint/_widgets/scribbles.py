@@ -14,8 +14,8 @@ from qtpy.QtWidgets import QFileDialog, QPushButton, QVBoxLayout, QWidget
 
 from ..core.pixel_classifier import PixelClassifier, fit_pixel_classifier
 from ..core.progress import Progress
-from ..core.validation import InputError, as_spatial_array, to_greyscale
-from ._common import ProgressRow, build_section, report_error
+from ..core.validation import InputError
+from ._common import ProgressRow, build_section, layer_array, report_error
 
 if TYPE_CHECKING:
     import napari
@@ -72,10 +72,7 @@ class ScribbleSection(QWidget):
         layer = self.image.value
         if layer is None:
             raise InputError("no Image layer is selected; open a micrograph first.")
-        data = np.asarray(layer.data)
-        if layer.rgb:
-            data = to_greyscale(data, rgb=True)
-        return layer, as_spatial_array(data, f"layer '{layer.name}'")
+        return layer, layer_array(layer, "the pixel classifier")
 
     # ----------------------------------------------------------------- scribble layer
     def new_scribbles(self) -> Labels | None:
@@ -136,7 +133,7 @@ class ScribbleSection(QWidget):
 
     def _write(self, layer: Image, classifier: PixelClassifier, proba: np.ndarray) -> None:
         self.classifier = classifier
-        labels = (classifier.classes[np.argmax(proba, axis=0)] - 1).astype(np.uint8)
+        labels = classifier.labels(proba)
         name = f"{layer.name} phases (pixel classifier)"
         meta = {"microfingerprint": {"made_by": "pixel classifier", "source": layer.name,
                                      "classes": classifier.classes.tolist(),

@@ -29,8 +29,8 @@ from ..core.segmentation import (
     segment_phases,
     segment_phases_iter,
 )
-from ..core.validation import InputError, as_spatial_array, check_labels, to_greyscale
-from ._common import ProgressRow, build_dock, report_error
+from ..core.validation import InputError, check_labels
+from ._common import ProgressRow, build_dock, layer_array, report_error
 from .scribbles import ScribbleSection
 
 if TYPE_CHECKING:
@@ -38,15 +38,6 @@ if TYPE_CHECKING:
 
 #: Rows shown in the dock's table (the full table is in the layer's ``features`` and the CSV export).
 MAX_TABLE_ROWS = 1000
-
-
-def _layer_array(layer: Layer, purpose: str) -> np.ndarray:
-    """The layer's data as a 2D/3D array; RGB(A) images are converted to grey with a notification."""
-    data = np.asarray(layer.data)
-    if isinstance(layer, Image) and layer.rgb:
-        show_info(f"'{layer.name}' is RGB; it was converted to greyscale for {purpose}.")
-        data = to_greyscale(data, rgb=True)
-    return as_spatial_array(data, f"layer '{layer.name}'")
 
 
 def _spacing(layer: Layer, ndim: int) -> tuple[float, ...] | None:
@@ -175,7 +166,7 @@ class SegmentationWidget(QWidget):
                 f"'{layer.name}' is a Labels layer, but phases are segmented from a greyscale Image. "
                 "Choose an Image layer, or use '2. Grains' / '3. Grain statistics' for labels."
             )
-        return layer, _layer_array(layer, "phase segmentation")
+        return layer, layer_array(layer, "phase segmentation")
 
     def preview_phases(self) -> Labels | None:
         """Segment the 2D image (or the displayed slice of a 3D one) into a reusable preview layer."""
@@ -240,7 +231,7 @@ class SegmentationWidget(QWidget):
             layer = self.grain_input.value
             if layer is None:
                 raise InputError("no source layer is selected; open a micrograph or a segmented phase map first.")
-            data = _layer_array(layer, "grain segmentation")
+            data = layer_array(layer, "grain segmentation")
             kwargs = self._grain_kwargs()
             if isinstance(layer, Labels):
                 values = np.unique(data)
@@ -293,7 +284,7 @@ class SegmentationWidget(QWidget):
                     f"'{layer.name}' is an Image layer, but grain statistics need a grain Labels layer. "
                     "Segment grains first (2. Grains), then measure the layer it writes."
                 )
-            data = check_labels(_layer_array(layer, "grain statistics"), f"layer '{layer.name}'")
+            data = check_labels(layer_array(layer, "grain statistics"), f"layer '{layer.name}'")
             spacing = _spacing(layer, data.ndim)
             periodic = self.periodic.value
         except Exception as err:  # noqa: BLE001

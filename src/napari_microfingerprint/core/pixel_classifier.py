@@ -136,7 +136,10 @@ class PixelClassifier:
 
     def predict(self, image, tile: int | None = None) -> np.ndarray:
         """The phase map ``0..P-1`` (uint8): the most probable class, minus one."""
-        proba = self.predict_proba(image, tile)
+        return self.labels(self.predict_proba(image, tile))
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        """The phase map ``0..P-1`` (uint8) of probabilities from :meth:`predict_proba`."""
         return (self.classes[np.argmax(proba, axis=0)] - 1).astype(np.uint8)
 
     def save(self, path: str | Path) -> tuple[str, str]:
