@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core.descriptors.registry import available_descriptors
-from ..core.descriptors.sets import DEFAULT_WEIGHTS, MAX_PHASES, characterize, interpolate, merge
+from ..core.descriptors.sets import DEFAULT_WEIGHTS, MAX_PHASES, DescriptorSet, characterize, interpolate, merge
 from ..core.reconstruction import OPTIMIZERS, reconstruct_iter, reference_tortuosity
 from ..core.validation import InputError
-from ._files import add_raw_options, as_phases, descriptor_base, read_array, read_descriptors, write_structure
+from ._files import add_raw_options, as_phases, descriptor_base, read_array, write_structure
 from ._terminal import Reporter
 
 EXIT_OK = 0
@@ -184,7 +184,7 @@ def cmd_characterize(args: argparse.Namespace, rep: Reporter) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace, rep: Reporter) -> int:
-    target = read_descriptors(args.descriptors_file)
+    target = DescriptorSet.load(args.descriptors_file)
     shape = _shape(args, None)
     return _reconstruct(target, args, shape, _tortuosity(args.tortuosity, None), None, None, rep)
 
@@ -205,7 +205,7 @@ def cmd_match(args: argparse.Namespace, rep: Reporter) -> int:
 
 
 def cmd_merge(args: argparse.Namespace, rep: Reporter) -> int:
-    sets = {k: read_descriptors(v) if v else None for k, v in (("yx", args.yx), ("zx", args.zx), ("zy", args.zy))}
+    sets = {k: DescriptorSet.load(v) if v else None for k, v in (("yx", args.yx), ("zx", args.zx), ("zy", args.zy))}
     merged = merge(**sets, tolerance=args.tolerance)
     npz, js = merged.save(descriptor_base(args.output))
     rep.info(f"wrote {npz} and {js}: a 3D target for axes {', '.join(merged.axes)}")
@@ -213,7 +213,7 @@ def cmd_merge(args: argparse.Namespace, rep: Reporter) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace, rep: Reporter) -> int:
-    sets = interpolate(read_descriptors(args.start), read_descriptors(args.end), args.steps)
+    sets = interpolate(DescriptorSet.load(args.start), DescriptorSet.load(args.end), args.steps)
     base = descriptor_base(args.output)
     width = len(str(len(sets) - 1))
     for i, ds in enumerate(sets):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.descriptors.sets import MAX_PHASES, DescriptorSet
+from ..core.descriptors.sets import MAX_PHASES
 from ..core.io import read_microstructure, write_microstructure
 from ..core.validation import InputError
 from ._terminal import Reporter
@@ -51,11 +51,6 @@ def as_phases(arr: np.ndarray, what: str, reporter: Reporter) -> np.ndarray:
     if not np.array_equal(values, np.arange(values.size)):
         reporter.info(f"{what}: values {', '.join(map(str, values))} read as phases 0..{values.size - 1}")
     return inverse.reshape(arr.shape).astype(np.uint8)
-
-
-def read_descriptors(path: str) -> DescriptorSet:
-    """A descriptor set written by ``characterize`` (``X.npz`` + ``X.json``; either name or the stem)."""
-    return DescriptorSet.load(Path(path))
 
 
 def descriptor_base(path: str) -> Path:
