@@ -22,13 +22,7 @@ from qtpy.QtWidgets import (
 
 from ..core.characterization import grain_statistics, phase_fractions
 from ..core.progress import Progress
-from ..core.segmentation import (
-    boundary_polarity,
-    guess_grain_source,
-    segment_grains_iter,
-    segment_phases,
-    segment_phases_iter,
-)
+from ..core.segmentation import resolve_grain_source, segment_grains_iter, segment_phases, segment_phases_iter
 from ..core.validation import InputError, check_labels
 from ._common import ProgressRow, build_dock, layer_array, report_error
 from .scribbles import ScribbleSection
@@ -248,10 +242,8 @@ class SegmentationWidget(QWidget):
             return None
 
         def work() -> Generator[Progress, None, tuple]:
-            if kwargs["source"] == "auto":
-                kwargs["source"] = guess_grain_source(np.asarray(data))
-            if kwargs["source"] == "boundaries" and kwargs["boundary"] == "auto":
-                kwargs["boundary"] = boundary_polarity(data, kwargs["ridge_scale"])
+            kwargs["source"], kwargs["boundary"] = resolve_grain_source(data, kwargs["source"], kwargs["boundary"],
+                                                                        kwargs["ridge_scale"])
             labels = yield from segment_grains_iter(data, spacing=spacing, **kwargs)
             yield Progress(4, 5, "measuring grains")
             df, summary = grain_statistics(labels, spacing=spacing, periodic=periodic)

@@ -252,6 +252,20 @@ def boundary_polarity(image, scale: float = 1.0) -> Literal["dark", "bright"]:
     return "dark" if dark >= bright else "bright"
 
 
+def resolve_grain_source(image, source: GrainSource = "auto", boundary: str = "auto",
+                         ridge_scale: float = 1.0) -> tuple[str, str]:
+    """What ``source="auto"`` and ``boundary="auto"`` stand for on this image: ``(source, boundary)`` with both
+    decided (:func:`guess_grain_source`, :func:`boundary_polarity`; ``boundary`` matters for boundaries only)."""
+    if boundary not in ("auto", "dark", "bright"):
+        raise InputError(f"boundary {boundary!r} is unknown; use 'auto', 'dark' or 'bright'.")
+    img = np.asarray(image)
+    if source == "auto":
+        source = guess_grain_source(img)
+    if source == "boundaries" and boundary == "auto":
+        boundary = boundary_polarity(img, ridge_scale)
+    return source, boundary
+
+
 def _interior_markers(interior: np.ndarray, min_size: int) -> np.ndarray:
     """Connected grain interiors of at least ``min_size`` pixels, labelled 1..N (markers for closed boundaries)."""
     comp = measure.label(interior)
@@ -275,12 +289,7 @@ def segment_grains_iter(
 ) -> Generator[Progress, None, np.ndarray]:
     """Generator form of :func:`segment_grains`: yields :class:`Progress` between stages."""
     img = np.asarray(image)
-    if boundary not in ("auto", "dark", "bright"):
-        raise InputError(f"boundary {boundary!r} is unknown; use 'auto', 'dark' or 'bright'.")
-    if source == "auto":
-        source = guess_grain_source(img)
-    if source == "boundaries" and boundary == "auto":
-        boundary = boundary_polarity(img, ridge_scale)
+    source, boundary = resolve_grain_source(img, source, boundary, ridge_scale)
     total = 4
     yield Progress(0, total, f"preparing ({source}, {boundary} boundaries)" if source == "boundaries"
                    else f"preparing ({source})")
