@@ -40,9 +40,15 @@ def test_encode_and_decode_write_layers(make_napari_viewer, qtbot, messages):
     widget, layers = _trained(viewer, qtbot)
     widget.encode_layer.value = layers[0]
     widget.stride.value = 16
-    fmap = widget.run_encode()
+    widget.run_encode()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
+    fmap = viewer.layers[-1]
+    assert "fingerprint map" in fmap.name
     assert fmap.data.shape == (3, 3, 3) and layers[0].metadata["fingerprints"].shape == (3, 3, 8)
-    decoded = widget.run_decode()
+    before = len(viewer.layers)
+    widget.run_decode()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
+    decoded = viewer.layers[before:]
     assert decoded[0].data.shape == (9, 64, 64)
     # grain labels from the decoded distance maps, or a notice that a one-epoch model decodes no clear grains
     assert (len(decoded) == 2 and decoded[1].data.shape == (9, 64, 64)) or \

@@ -134,6 +134,7 @@ def test_report_after_a_run_and_check_and_clusters(make_napari_viewer, qtbot, me
     before = len(viewer.layers)
     widget.cluster_phase.value = 1
     widget.show_clusters()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
     clusters = viewer.layers[-1]
     assert len(viewer.layers) == before + 1 and "clusters of phase 1" in clusters.name
     assert set(np.unique(clusters.data)) <= {0, 1, 2} and (clusters.data == 1).any()

@@ -63,17 +63,21 @@ def test_measure_a_3d_labels_layer_in_physical_units(make_napari_viewer, qtbot, 
     np.testing.assert_array_equal(layer.data, vol)
 
 
-def test_preview_reuses_one_layer(make_napari_viewer, messages):
+def test_preview_reuses_one_layer(make_napari_viewer, qtbot, messages):
     viewer = make_napari_viewer()
     img = make_micrograph(make_grain_structure((64, 64), stage="early", seed=0, device="cpu"))
     layer = viewer.add_image(img, name="m")
     widget = SegmentationWidget(viewer)
     widget.phase_input.value = layer
-    first = widget.preview_phases()
+    widget.preview_phases()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
+    first = viewer.layers["m phases (preview)"]
     otsu = np.array(first.data, copy=True)
     widget.method.value = "manual"
     widget.thresholds.value = "0.8"
-    second = widget.preview_phases()
+    widget.preview_phases()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=60_000)
+    second = viewer.layers["m phases (preview)"]
     assert first is second and len(viewer.layers) == 2
     np.testing.assert_array_equal(second.data, segment_phases(img, method="manual", thresholds=[0.8]))
     assert second.data.mean() < otsu.mean()

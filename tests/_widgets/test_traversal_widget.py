@@ -120,7 +120,9 @@ def test_a_point_of_a_fingerprint_map_is_a_source(make_napari_viewer, qtbot, mes
     layer = _grains(viewer, 6)
     encoder.encode_layer.value = layer
     encoder.stride.value = 32
-    fmap = encoder.run_encode()
+    encoder.run_encode()
+    _wait(encoder, qtbot)
+    fmap = viewer.layers[-1]
     widget = TraversalWidget(viewer)
     widget.set_model(model, "test")
     widget.source.value = fmap

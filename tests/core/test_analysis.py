@@ -69,7 +69,7 @@ def test_bad_input():
         fit_property(z, y[:5], folds=2)
     with pytest.raises(InputError, match="NaN"):
         fit_property(np.full((8, 3), np.nan), y, folds=2)
-    with pytest.raises(InputError, match="unknown embedding"):
+    with pytest.raises(InputError, match="method=.umap. is unknown"):
         embed(z, "umap")
     with pytest.raises(InputError, match="too few for 10 folds"):
         classify(z, np.arange(8) % 2)

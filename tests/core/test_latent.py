@@ -62,8 +62,8 @@ def test_ood_score_grows_with_gamma(model, reference):
     assert scores[-1] > 1  # a cloud twice the reference's radius leaves it
     inside = ood_score(reference[:5], reference)
     np.testing.assert_allclose(inside, 0.0, atol=1e-6)  # the reference's own points are at distance zero
-    with pytest.raises(InputError, match="gamma must be positive"):
-        gaussian_cloud(model, reference[0], gamma=0.0)
+    with pytest.raises(InputError, match="gamma=0 is out of range"):
+        gaussian_cloud(model, reference[0], gamma=0)
 
 
 def test_decoder_probes_and_grain_labels(model):
@@ -75,5 +75,5 @@ def test_decoder_probes_and_grain_labels(model):
     assert walk.parameters["steps"][0] == "baseline (all zero)" and len(walk.parameters["steps"]) == 6
     assert not walk.z[0].any() and walk.z[2, 7] == 1 and walk.z[4].sum() == 8 and walk.z[5, 0] == 2
     assert walk.labels.shape == walk.images.shape == (6, 64, 64)
-    with pytest.raises(InputError, match="probe dimensions"):
+    with pytest.raises(InputError, match="dims entry"):
         decoder_probes(model, dims=(9,))

@@ -123,7 +123,7 @@ def test_bad_requests_are_refused():
         reconstruct(target, (32, 32), weights={"gram": 1.0})
     with pytest.raises(InputError, match="2 or 3"):
         reconstruct(target, (32,))
-    with pytest.raises(InputError, match="whole numbers"):
+    with pytest.raises(InputError, match="whole number"):
         reconstruct(target, (16.7, 16, 16))  # refused, not truncated to 16
     assert estimate_memory((64, 64, 64), 2, ["s2", "variation"], 8) < estimate_memory((128, 128, 128), 2,
                                                                                        ["s2", "variation"], 8)
@@ -222,3 +222,31 @@ def test_a_batch_of_seeds_gives_independent_volumes_that_match():
     for seeds in ([], [1, 1], [1.5]):
         with pytest.raises(InputError, match="seeds"):
             run_to_end(reconstruct_batch_iter(target, (24, 24, 24), seeds, device="cpu"))
+
+
+_PEAK_CHILD = """
+import json, resource
+import napari_microfingerprint as m
+from napari_microfingerprint.core.reconstruction import ReconstructionSettings, memory_per_structure
+target = m.characterize(m.make_two_phase((96, 96), 0.35, 4.0, seed=0), limit_to=6)
+m.reconstruct(target, (16, 16, 16), max_iter=5, device="cpu", threads=1)  # warm-up: libraries, arenas
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+m.reconstruct(target, (64, 64, 64), max_iter=40, device="cpu", threads=1)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+estimate = memory_per_structure(target, (64, 64, 64), ReconstructionSettings(device="cpu"))
+print(json.dumps([estimate, peak]))
+"""
+
+
+def test_memory_estimate_covers_the_measured_cpu_peak():
+    """The guard's estimate against the peak resident memory of a 64^3 run measured in a fresh process: it must
+    not be below the peak (a run the guard lets through would exhaust the machine), nor wildly above it (a run
+    that fits would be refused)."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PEAK_CHILD], capture_output=True, text=True, check=True)
+    estimate, peak = json.loads(out.stdout.strip().splitlines()[-1])
+    assert peak > 50 * 2**20  # the run allocated what a 64^3 volume needs: the measurement is real
+    assert peak <= estimate <= 3 * peak

@@ -5,25 +5,31 @@ fingerprints (stored in its metadata, plus a fingerprint map coloured by PCA) an
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, RadioButtons, Select, SpinBox
 from napari.layers import Image, Labels, Layer
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
 
+from ..core.progress import Progress
 from ..core.vae.data import load_image_folder
 from ..core.vae.fingerprint_map import pca_rgb
 from ..core.vae.model_io import decode, decode_labels, encode, load_model, save_model
 from ..core.vae.models import MODELS
 from ..core.vae.training import PAPER_SETTINGS, TRANSFORMS, TrainingProgress, VAEModel, train_vae_iter
-from ..core.validation import InputError
+from ..core.validation import InputError, check_fits
 from ._common import ProgressRow, ask_model_file, build_dock, layer_2d, report_error
 from ._plot import CurvePlot
 
 if TYPE_CHECKING:
     import napari
+
+#: Fingerprints decoded per progress step (and per chance to cancel).
+DECODE_STEP = 256
 
 
 class EncodingWidget(QWidget):
@@ -133,9 +139,12 @@ class EncodingWidget(QWidget):
             transform = "percentile"
         return images, transform, ", ".join(layer.name for layer in layers)
 
-    def run_training(self):
+    def run_training(self) -> GeneratorWorker | None:
         """Train in a worker; the loss curves and an example layer update every epoch; Cancel keeps the best
-        weights."""
+        weights. A training that ends before its first epoch (cancelled, or a diverging loss) keeps the previous
+        model."""
+        if self.progress.busy():
+            return None
         try:
             images, transform, source = self._training_images()
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
@@ -160,10 +169,14 @@ class EncodingWidget(QWidget):
                 self._show_examples(p.examples, source, p.epoch)
 
         def done(model: VAEModel) -> None:
-            self.model = model
-            self._set_status(f"trained on {source}")
             if "stopped" in model.history:
                 show_warning(f"VAE training: {model.history['stopped']}")
+            if not model.history["val_loss"]:
+                show_info("VAE training ended before its first epoch: nothing was trained, the previous model "
+                          "(if any) is kept.")
+                return
+            self.model = model
+            self._set_status(f"trained on {source}")
 
         return self.progress.start(train_vae_iter, done, "VAE training", on_yield=on_yield, cancel_event=cancel,
                                    **kwargs)
@@ -223,29 +236,44 @@ class EncodingWidget(QWidget):
             raise InputError("no model is loaded; train one or load a model file first.")
         return self.model
 
-    def run_encode(self) -> Image | None:
-        """Encode the chosen layer: fingerprints go to its metadata; a map larger than one window becomes an RGB
-        Image layer of its first three principal components."""
+    def run_encode(self) -> GeneratorWorker | None:
+        """Encode the chosen layer in a worker: fingerprints go to its metadata; a map larger than one window
+        becomes an RGB Image layer of its first three principal components."""
+        if self.progress.busy():
+            return None
         try:
             model = self._need_model()
             layer = self.encode_layer.value
             if layer is None:
                 raise InputError("no layer to encode is selected.")
-            fingerprints = encode(model, layer_2d(layer), stride=self.stride.value or None)
+            data = layer_2d(layer)
         except Exception as err:  # noqa: BLE001
             report_error(err, "Encode")
             return None
-        layer.metadata["fingerprints"] = fingerprints
-        if fingerprints.ndim == 1:
-            show_info(f"'{layer.name}': one fingerprint of {fingerprints.size} numbers, stored in its metadata.")
-            return None
-        step = self.stride.value or max(1, model.config["patch_size"] // 2)
-        scale = tuple(float(s) * step for s in layer.scale[-2:])
-        return self.viewer.add_image(pca_rgb(fingerprints), rgb=True, name=f"{layer.name} fingerprint map (PCA 1-3)",
-                                     scale=scale, metadata={"fingerprints": fingerprints})
+        stride = self.stride.value or None
 
-    def run_decode(self) -> list[Layer]:
-        """Decode the fingerprints stored on the chosen layer (encode it first) into Image (and Labels) layers."""
+        def work() -> Generator[Progress, None, np.ndarray]:
+            yield Progress(0, 1, f"encoding '{layer.name}'")
+            return encode(model, data, stride=stride)
+
+        def done(fingerprints: np.ndarray) -> None:
+            layer.metadata["fingerprints"] = fingerprints
+            if fingerprints.ndim == 1:
+                show_info(f"'{layer.name}': one fingerprint of {fingerprints.size} numbers, stored in its "
+                          "metadata.")
+                return
+            step = stride or max(1, model.config["patch_size"] // 2)
+            scale = tuple(float(s) * step for s in layer.scale[-2:])
+            self.viewer.add_image(pca_rgb(fingerprints), rgb=True, name=f"{layer.name} fingerprint map (PCA 1-3)",
+                                  scale=scale, metadata={"fingerprints": fingerprints})
+
+        return self.progress.start(work, done, "Encode")
+
+    def run_decode(self) -> GeneratorWorker | None:
+        """Decode the fingerprints stored on the chosen layer (encode it first) into Image (and, for grain models,
+        Labels) layers, in a worker, :data:`DECODE_STEP` fingerprints per progress step."""
+        if self.progress.busy():
+            return None
         try:
             model = self._need_model()
             layer = self.encode_layer.value
@@ -253,16 +281,34 @@ class EncodingWidget(QWidget):
                 raise InputError("the chosen layer holds no fingerprints; press 'Encode layer' first.")
             z = np.asarray(layer.metadata["fingerprints"])
             z = z.reshape(-1, z.shape[-1])
-            images = decode(model, z)
+            grains = model.config["transform"] == "distance"
+            p = model.config["patch_size"]
+            check_fits(len(z) * p * p * 4 * (2 if grains else 1),
+                       f"Decoding {len(z)} fingerprints into {p} x {p} images", "encode at a larger stride")
         except Exception as err:  # noqa: BLE001
             report_error(err, "Decode")
-            return []
-        out = [self.viewer.add_image(images, name=f"{layer.name} decoded")]
-        if model.config["transform"] == "distance":
-            try:
-                labels = decode_labels(model, z, h=0.5)
-            except InputError as err:
-                show_info(f"The decoded distance maps hold no clear grains ({err}); train the model longer.")
-            else:
-                out.append(self.viewer.add_labels(labels, name=f"{layer.name} decoded grains"))
-        return out
+            return None
+
+        def work() -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None, InputError | None]]:
+            images, labels, no_grains = [], [], None
+            for i in range(0, len(z), DECODE_STEP):
+                yield Progress(i, len(z), f"decoding {len(z)} fingerprints")
+                chunk = z[i:i + DECODE_STEP]
+                images.append(decode(model, chunk))
+                if grains and no_grains is None:
+                    try:
+                        labels.append(decode_labels(model, chunk, h=0.5))
+                    except InputError as err:
+                        no_grains = err
+            grain_maps = np.concatenate(labels) if grains and no_grains is None else None
+            return np.concatenate(images), grain_maps, no_grains
+
+        def done(out: tuple[np.ndarray, np.ndarray | None, InputError | None]) -> None:
+            images, grain_maps, no_grains = out
+            self.viewer.add_image(images, name=f"{layer.name} decoded")
+            if no_grains is not None:
+                show_info(f"The decoded distance maps hold no clear grains ({no_grains}); train the model longer.")
+            elif grain_maps is not None:
+                self.viewer.add_labels(grain_maps, name=f"{layer.name} decoded grains")
+
+        return self.progress.start(work, done, "Decode")

@@ -8,12 +8,13 @@ phase as a Labels layer."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels, Layer
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
@@ -161,7 +162,7 @@ class ReconstructionWidget(QWidget):
                 f"'{layer.name}' is a greyscale Image, but reconstruction needs phases. Segment it first with "
                 "Plugins > napari-microfingerprint > Segmentation (1. Phases), then pick the Labels layer it writes."
             )
-        return np.asarray(layer.data)
+        return np.array(layer.data)  # a copy: the worker reads it while the layer may be painted
 
     def _descriptor_weights(self) -> dict[str, float]:
         chosen = {n: w.value for n, (on, w) in self.weights.items() if on.value and w.value > 0}
@@ -175,7 +176,10 @@ class ReconstructionWidget(QWidget):
             return (self.size_y.value, self.size_x.value)
         return (self.size_z.value, self.size_y.value, self.size_x.value)
 
-    def _targets(self, weights: dict[str, float]) -> tuple[list[DescriptorSet], tuple[int, ...], Layer]:
+    def _targets(self, weights: dict[str, float]
+                 ) -> tuple[Callable[[], list[DescriptorSet]], int, tuple[int, ...], Layer]:
+        """The inputs, checked here; the target descriptors as a function for the worker (characterising a large
+        volume takes long), how many targets it gives, the output shape and the source layer."""
         mode = self.mode.value
         layer = self.source.value
         data = self._phases(layer, "phase")
@@ -184,33 +188,46 @@ class ReconstructionWidget(QWidget):
         if mode == "3D from 3D volume":
             if data.ndim != 3:
                 raise InputError(f"'{layer.name}' is {data.ndim}D; this mode needs a 3D phase volume.")
-            return [characterize(data, names, lt)], self._shape(3), layer
+            return (lambda: [characterize(data, names, lt)]), 1, self._shape(3), layer
         if data.ndim != 2:
             raise InputError(f"'{layer.name}' is {data.ndim}D; mode '{mode}' needs a 2D phase slice.")
-        first = characterize(data, names, lt)
         if mode == "interpolate between two layers":
             other = self._phases(self.other.value, "'interpolate to'")
             if other.ndim != 2:
                 raise InputError("interpolation needs two 2D phase slices.")
-            second = characterize(other, names, lt, n_phases=first.n_phases)
-            if second.n_phases != first.n_phases:
-                first = characterize(data, names, lt, n_phases=second.n_phases)
-            return interpolate(first, second, self.steps.value), self._shape(2), layer
+            steps = self.steps.value
+
+            def between() -> list[DescriptorSet]:
+                first = characterize(data, names, lt)
+                second = characterize(other, names, lt, n_phases=first.n_phases)
+                if second.n_phases != first.n_phases:
+                    first = characterize(data, names, lt, n_phases=second.n_phases)
+                return interpolate(first, second, steps)
+
+            return between, steps, self._shape(2), layer
         if mode == "2D":
-            return [first], self._shape(2), layer
-        extra = {"zx": self.zx.value, "zy": self.zy.value}
-        if any(v is not None for v in extra.values()):
-            sections = {k: characterize(self._phases(v, k), names, lt, n_phases=first.n_phases)
-                        for k, v in extra.items() if v is not None}
-            return [merge(yx=first, **sections)], self._shape(3), layer
-        return [first], self._shape(3), layer
+            return (lambda: [characterize(data, names, lt)]), 1, self._shape(2), layer
+        sections = {k: self._phases(v, k) for k, v in (("zx", self.zx.value), ("zy", self.zy.value))
+                    if v is not None}
+
+        def from_slices() -> list[DescriptorSet]:
+            first = characterize(data, names, lt)
+            if not sections:
+                return [first]
+            return [merge(yx=first, **{k: characterize(v, names, lt, n_phases=first.n_phases)
+                                       for k, v in sections.items()})]
+
+        return from_slices, 1, self._shape(3), layer
 
     # ----------------------------------------------------------------- run
-    def run(self):
-        """Characterise the target and reconstruct in a worker; preview and plot update as it converges."""
+    def run(self) -> GeneratorWorker | None:
+        """Characterise the target and reconstruct in a worker; preview and plot update as it converges. A run
+        cancelled before its first step writes nothing."""
+        if self.progress.busy():
+            return None
         try:
             weights = self._descriptor_weights()
-            targets, shape, layer = self._targets(weights)
+            describe, n_targets, shape, layer = self._targets(weights)
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Reconstruction")
             return None
@@ -222,15 +239,15 @@ class ReconstructionWidget(QWidget):
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Reconstruction")
             return None
-        reference = None if len(targets) > 1 or self.zx.value is not None or self.zy.value is not None \
-            else np.asarray(layer.data)
+        reference = None if n_targets > 1 or self.zx.value is not None or self.zy.value is not None \
+            else self._phases(layer, "phase")
         spacing = tuple(float(v) for v in layer.scale[-np.ndim(layer.data):])
-        n_volumes = self.ensemble.value if len(targets) == 1 else 1
-        if self.ensemble.value > 1 and len(targets) > 1:
+        n_volumes = self.ensemble.value if n_targets == 1 else 1
+        if self.ensemble.value > 1 and n_targets > 1:
             show_info("'volumes' makes an ensemble of one target; an interpolation makes one structure per step, "
                       "so it is ignored here.")
-        runs = [(t, self.seed.value) for t in targets] if n_volumes == 1 else \
-            [(targets[0], self.seed.value + k) for k in range(n_volumes)]
+        n_runs = max(n_targets, n_volumes)
+        seed = self.seed.value
         kind = "volume" if n_volumes > 1 else "reconstruction"
         cancel = threading.Event()
         self.plot.clear()
@@ -239,18 +256,23 @@ class ReconstructionWidget(QWidget):
         self._preview_name = f"{layer.name} reconstruction (preview)"
 
         def work() -> Generator[Any, None, tuple[list[ReconstructionResult], StructureReport | None]]:
+            yield Progress(0, 1, "characterising the target")
+            targets = describe()
+            runs = [(t, seed) for t in targets] if n_volumes == 1 else \
+                [(targets[0], seed + k) for k in range(n_volumes)]
             if isinstance(tortuosity, np.ndarray):  # the source volume's own, solved here and not in the GUI
                 yield Progress(0, 1, "tortuosity of the source volume")
                 settings["tortuosity"] = reference_tortuosity(tortuosity)
             elif tortuosity is not None:
                 settings["tortuosity"] = tortuosity
             results = []
-            for k, (target, seed) in enumerate(runs):
+            for k, (target, run_seed) in enumerate(runs):
                 if cancel.is_set():
                     break
-                res = yield from reconstruct_iter(target, shape, cancel=cancel, **{**settings, "seed": seed})
-                if res.cancelled and len(runs) > 1:
-                    break  # a volume of an ensemble or interpolation is kept only when finished
+                res, steps = yield from _counting(reconstruct_iter(target, shape, cancel=cancel,
+                                                                   **{**settings, "seed": run_seed}))
+                if res.cancelled and (len(runs) > 1 or steps == 0):
+                    break  # kept only when finished (ensembles, interpolations) or, alone, when it made a step
                 results.append(res)
                 yield Progress(k + 1, len(runs), f"{kind} {k + 1} of {len(runs)} done")
             report = None
@@ -261,8 +283,7 @@ class ReconstructionWidget(QWidget):
 
         def done(outcome: tuple[list[ReconstructionResult], StructureReport | None]) -> None:
             results, report = outcome
-            self._write_results(results, layer, shape, settings, stacked=len(runs) > 1,
-                                ensemble=n_volumes > 1)
+            self._write_results(results, layer, shape, settings, stacked=n_runs > 1, ensemble=n_volumes > 1)
             if report is not None:
                 self._show_report(report, f"physics check of the reconstruction against '{layer.name}'")
 
@@ -318,7 +339,6 @@ class ReconstructionWidget(QWidget):
         if np.ndim(layer.data) == 3:
             scale = tuple(layer.scale)
         labels = np.stack([r.labels for r in results]) if stacked else results[0].labels
-        soft = results[0].soft[1] if results[0].soft.shape[0] == 2 else results[0].soft
         tag = "2D" if len(shape) == 2 else "3D"
         if ensemble:
             seeds = [r.settings["seed"] for r in results]
@@ -334,9 +354,7 @@ class ReconstructionWidget(QWidget):
         out = self.viewer.add_labels(labels, name=f"{layer.name} reconstruction {tag} ({how})", scale=lscale,
                                      metadata=meta)
         if not stacked:
-            sscale = scale if soft.ndim == len(shape) else (1.0,) + scale
-            self.viewer.add_image(soft, name=f"{layer.name} reconstruction soft field", scale=sscale, metadata=meta,
-                                  colormap="magma", visible=False)
+            self._add_soft_field(results[0].soft, f"{layer.name} reconstruction", scale, meta)
         if len(shape) == 3 and self.show_3d.value:
             self._show_3d(out)
         last = results[-1]
@@ -344,6 +362,17 @@ class ReconstructionWidget(QWidget):
         state = "cancelled, best state kept" if last.cancelled else "done"
         self.report.setText(f"{state} in {sum(r.seconds for r in results):.1f} s, {last.evaluations} evaluations, "
                             f"undecided {100 * last.undecided:.2f} %\nrelative errors of the labels: {errs}")
+
+    def _add_soft_field(self, soft: np.ndarray, name: str, scale: tuple[float, ...], meta: dict) -> None:
+        """The soft field ``(P, *shape)`` as hidden Images of the result's own dimensions: phase 1's probability
+        for two phases, one layer per phase otherwise (a phase axis would make the viewer 4D)."""
+        if soft.shape[0] == 2:
+            self.viewer.add_image(soft[1], name=f"{name} soft field", scale=scale, metadata=meta,
+                                  colormap="magma", visible=False)
+            return
+        self.viewer.add_image(soft, channel_axis=0, name=[f"{name} probability of phase {p}" for p in
+                                                          range(soft.shape[0])],
+                              scale=scale, metadata=meta, colormap="magma", visible=False)
 
     # ----------------------------------------------------------------- physics check
     def _tortuosity(self, layer: Layer, ndim: int) -> Any:
@@ -366,8 +395,10 @@ class ReconstructionWidget(QWidget):
         self.last_report = report
         self.report_panel.show_report(report, title)
 
-    def check(self):
+    def check(self) -> GeneratorWorker | None:
         """Measure the chosen Labels layer (against the optional reference layer) in a worker."""
+        if self.progress.busy():
+            return None
         layer = self.check_layer.value
         ref_layer = self.check_reference.value
         try:
@@ -385,25 +416,35 @@ class ReconstructionWidget(QWidget):
         return self.progress.start(structure_report_iter, done, "Check", structure=data, reference=reference,
                                    spacing=spacing, transport=self.check_transport.value)
 
-    def show_clusters(self) -> None:
-        """Write the largest (1) and the isolated (2) clusters of a phase of the checked layer as Labels."""
+    def show_clusters(self) -> GeneratorWorker | None:
+        """Write the largest (1) and the isolated (2) clusters of a phase of the checked layer as Labels (the
+        clusters are labelled in a worker)."""
+        if self.progress.busy():
+            return None
         layer = self.check_layer.value
         phase = self.cluster_phase.value
         try:
             data = _phase_data(layer)
             if not (data == phase).any():
                 raise InputError(f"'{layer.name}' has no voxel of phase {phase}; choose another phase.")
-            clusters = cluster_labels(data, phase)
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Show clusters")
-            return
-        isolated = float((clusters == 2).sum() / (clusters > 0).sum())
-        self.viewer.add_labels(
-            clusters, name=f"{layer.name} clusters of phase {phase} (1 largest, 2 isolated)", scale=layer.scale,
-            metadata={"microfingerprint": {"made_by": "cluster_labels", "source": layer.name, "phase": phase,
-                                           "isolated_share": isolated}})
-        show_info(f"phase {phase} of '{layer.name}': largest cluster 1, every isolated cluster 2 "
-                  f"({100 * isolated:.2f} % of the phase is isolated).")
+            return None
+
+        def work() -> Generator[Progress, None, np.ndarray]:
+            yield Progress(0, 1, f"clusters of phase {phase}")
+            return cluster_labels(data, phase)
+
+        def done(clusters: np.ndarray) -> None:
+            isolated = float((clusters == 2).sum() / (clusters > 0).sum())
+            self.viewer.add_labels(
+                clusters, name=f"{layer.name} clusters of phase {phase} (1 largest, 2 isolated)", scale=layer.scale,
+                metadata={"microfingerprint": {"made_by": "cluster_labels", "source": layer.name, "phase": phase,
+                                               "isolated_share": isolated}})
+            show_info(f"phase {phase} of '{layer.name}': largest cluster 1, every isolated cluster 2 "
+                      f"({100 * isolated:.2f} % of the phase is isolated).")
+
+        return self.progress.start(work, done, "Show clusters")
 
 
 def _phase_data(layer: Layer | None) -> np.ndarray:
@@ -429,6 +470,19 @@ def _checked(labels: np.ndarray, reference: np.ndarray | None, spacing: tuple[fl
         if report is not None:
             report.mode = f"not compared with the source: {err}"
     return report
+
+
+def _counting(gen: Generator[Any, None, ReconstructionResult]
+              ) -> Generator[Any, None, tuple[ReconstructionResult, int]]:
+    """Run a reconstruction generator; returns its result and how many progress steps it made."""
+    steps = 0
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return stop.value, steps
+        steps += 1
+        yield step
 
 
 def _cancellable(gen: Generator[Progress, None, StructureReport], cancel: threading.Event

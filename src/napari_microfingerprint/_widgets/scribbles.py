@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels, Layer
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog, QPushButton, QVBoxLayout, QWidget
 
@@ -108,8 +109,10 @@ class ScribbleSection(QWidget):
             self.run()
 
     # ----------------------------------------------------------------- train and predict
-    def run(self):
+    def run(self) -> GeneratorWorker | None:
         """Train on the scribbles (in a worker) and write the prediction as a new (or the previous) result."""
+        if self.progress.busy():
+            return None
         try:
             layer, data = self._image_data()
             scrib = self.scribbles.value
@@ -174,8 +177,10 @@ class ScribbleSection(QWidget):
         if path:
             self.load(path)
 
-    def load(self, path: str):
+    def load(self, path: str) -> GeneratorWorker | None:
         """Load a saved classifier (refitting its forest) and predict the chosen image with it, in a worker."""
+        if self.progress.busy():
+            return None
         try:
             layer, data = self._image_data()
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 from napari.layers import Image, Labels, Layer
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -22,7 +23,13 @@ from qtpy.QtWidgets import (
 
 from ..core.characterization import grain_statistics, phase_fractions
 from ..core.progress import Progress
-from ..core.segmentation import resolve_grain_source, segment_grains_iter, segment_phases, segment_phases_iter
+from ..core.segmentation import (
+    MAX_OTSU_PHASES,
+    MAX_PHASES,
+    resolve_grain_source,
+    segment_grains_iter,
+    segment_phases_iter,
+)
 from ..core.validation import InputError, check_labels
 from ._common import ProgressRow, build_dock, layer_array, report_error
 from .scribbles import ScribbleSection
@@ -32,6 +39,12 @@ if TYPE_CHECKING:
 
 #: Rows shown in the dock's table (the full table is in the layer's ``features`` and the CSV export).
 MAX_TABLE_ROWS = 1000
+#: Tooltip of the phase count. scikit-image's multi-Otsu tries every threshold combination, about bins^(phases - 1):
+#: at 256 bins 5 phases took 2.6 s here and 6 phases about 2 minutes; the core lowers the bins from 5 phases on
+#: (6 phases: 0.1 s) and refuses more than MAX_OTSU_PHASES.
+PHASES_TIP = (f"otsu / multiotsu: at most {MAX_OTSU_PHASES} phases (the exhaustive multi-Otsu search explodes with "
+              f"the phases: 6 phases at 256 bins took 2 minutes); manual thresholds: up to {MAX_PHASES}. For more "
+              "phases use manual thresholds or the pixel classifier.")
 
 
 def _spacing(layer: Layer, ndim: int) -> tuple[float, ...] | None:
@@ -73,12 +86,13 @@ class SegmentationWidget(QWidget):
         self.denoise = ComboBox(label="denoise", choices=["auto", "nl_means", "gaussian", "median", "none"])
         self.strength = FloatSpinBox(label="denoise strength", value=1.0, min=0.1, max=10.0, step=0.1)
         self.method = ComboBox(label="method", choices=["otsu", "multiotsu", "manual"])
-        self.n_phases = SpinBox(label="phases", value=2, min=2, max=8)
+        self.n_phases = SpinBox(label="phases", value=2, min=2, max=MAX_OTSU_PHASES, tooltip=PHASES_TIP)
         self.thresholds = LineEdit(label="manual thresholds", value="0.5")
         self.phase_min_size = SpinBox(label="min region size (px)", value=16, min=0, max=1_000_000)
         phase_form = Container(widgets=[self.phase_input, self.low, self.high, self.illumination, self.denoise,
                                         self.strength, self.method, self.n_phases, self.thresholds,
                                         self.phase_min_size])
+        self.method.changed.connect(self._limit_phases)
         self.preview_button = QPushButton("Preview (current slice)")
         self.preview_button.clicked.connect(self.preview_phases)
         self.phase_button = QPushButton("Segment phases")
@@ -162,32 +176,46 @@ class SegmentationWidget(QWidget):
             )
         return layer, layer_array(layer, "phase segmentation")
 
-    def preview_phases(self) -> Labels | None:
-        """Segment the 2D image (or the displayed slice of a 3D one) into a reusable preview layer."""
+    def _limit_phases(self, method: str) -> None:
+        """Otsu's exhaustive search is bounded (:data:`PHASES_TIP`); manual thresholds are not."""
+        self.n_phases.max = MAX_PHASES if method == "manual" else MAX_OTSU_PHASES
+
+    def preview_phases(self) -> GeneratorWorker | None:
+        """Segment the 2D image (or the displayed slice of a 3D one), in a worker, into a reusable preview
+        layer."""
+        if self.progress.busy():
+            return None
         try:
             layer, data = self._phase_source()
             kwargs = self._phase_kwargs()
-            if data.ndim == 3:
-                z = int(self.viewer.dims.current_step[-3]) if self.viewer.dims.ndim >= 3 else 0
-                z = min(max(z, 0), data.shape[0] - 1)
-                preview = np.zeros(data.shape, dtype=np.uint8)
-                preview[z] = segment_phases(data[z], **kwargs)
-            else:
-                preview = segment_phases(data, **kwargs)
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Phase preview")
             return None
-        name = f"{layer.name} phases (preview)"
-        if name in self.viewer.layers:
-            target = self.viewer.layers[name]
-            target.data = preview
-        else:
-            target = self.viewer.add_labels(preview, name=name, scale=layer.scale, translate=layer.translate,
-                                            opacity=0.5)
-        return target
+        z = None
+        if data.ndim == 3:
+            z = int(self.viewer.dims.current_step[-3]) if self.viewer.dims.ndim >= 3 else 0
+            z = min(max(z, 0), data.shape[0] - 1)
 
-    def run_phases(self):
+        def work() -> Generator[Progress, None, np.ndarray]:
+            if z is None:
+                return (yield from segment_phases_iter(data, **kwargs))
+            preview = np.zeros(data.shape, dtype=np.uint8)
+            preview[z] = yield from segment_phases_iter(data[z], **kwargs)
+            return preview
+
+        def done(preview: np.ndarray) -> None:
+            name = f"{layer.name} phases (preview)"
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = preview
+            else:
+                self.viewer.add_labels(preview, name=name, scale=layer.scale, translate=layer.translate, opacity=0.5)
+
+        return self.progress.start(work, done, "Phase preview")
+
+    def run_phases(self) -> GeneratorWorker | None:
         """Segment the chosen Image into phases in a worker; writes a new Labels layer."""
+        if self.progress.busy():
+            return None
         try:
             layer, data = self._phase_source()
             kwargs = self._phase_kwargs()
@@ -219,8 +247,10 @@ class SegmentationWidget(QWidget):
             "min_size": self.grain_min_size.value,
         }
 
-    def run_grains(self):
+    def run_grains(self) -> GeneratorWorker | None:
         """Segment grains from the chosen layer in a worker; writes a Labels layer with a features table."""
+        if self.progress.busy():
+            return None
         try:
             layer = self.grain_input.value
             if layer is None:
@@ -265,8 +295,10 @@ class SegmentationWidget(QWidget):
         return self.progress.start(work, done, "Grain segmentation")
 
     # ----------------------------------------------------------------- statistics
-    def run_measure(self):
+    def run_measure(self) -> GeneratorWorker | None:
         """Measure the chosen grain Labels layer in a worker; shows the summary and the table."""
+        if self.progress.busy():
+            return None
         try:
             layer = self.stats_input.value
             if layer is None:

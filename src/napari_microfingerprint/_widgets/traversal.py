@@ -4,12 +4,13 @@ coloured by a measured property with a cross-validated regression report, and se
 segmented into phases, to the 3D reconstruction widget as its target."""
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels, Layer
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
@@ -156,10 +157,10 @@ class TraversalWidget(QWidget):
         return self.model
 
     # ----------------------------------------------------------------- fingerprints of layers
-    def fingerprint_of(self, layer: Layer | None) -> np.ndarray:
-        """One fingerprint for a layer: a window of its stored fingerprint map (row, column), its one stored
-        fingerprint, or the encoding of the layer; a larger layer is cropped to its central patch (and says
-        so), a smaller one is refused."""
+    def _fingerprint(self, layer: Layer | None) -> Callable[[], np.ndarray]:
+        """One fingerprint for a layer, checked here and computed (in the worker) by the returned function: a
+        window of its stored fingerprint map (row, column), its one stored fingerprint, or the encoding of the
+        layer; a larger layer is cropped to its central patch (and says so), a smaller one is refused."""
         model = self._need_model()
         if layer is None:
             raise InputError("no source layer is selected.")
@@ -167,11 +168,12 @@ class TraversalWidget(QWidget):
         if stored is not None:
             z = np.asarray(stored)
             if z.ndim == 1:
-                return z
+                return lambda: z
             if not (self.row.value < z.shape[0] and self.col.value < z.shape[1]):
                 raise InputError(f"'{layer.name}' holds a {z.shape[0]} x {z.shape[1]} fingerprint map; row "
                                  f"{self.row.value}, column {self.col.value} is outside it.")
-            return z[self.row.value, self.col.value]
+            point = z[self.row.value, self.col.value]
+            return lambda: point
         data = layer_2d(layer)
         p = model.config["patch_size"]
         if min(data.shape) < p:
@@ -181,70 +183,93 @@ class TraversalWidget(QWidget):
             y, x = (data.shape[0] - p) // 2, (data.shape[1] - p) // 2
             show_info(f"'{layer.name}' is {data.shape[0]} x {data.shape[1]}; its central {p} x {p} patch was used.")
             data = data[y:y + p, x:x + p]
-        return encode(model, data)
+        return lambda: encode(model, data)
 
-    def _layer_fingerprints(self, layer: Layer) -> np.ndarray:
-        """All window fingerprints of a layer: its stored map, or a sliding-window encoding at the widget's
-        stride."""
+    def _window_fingerprints(self, layer: Layer) -> tuple[int, Callable[[], np.ndarray]]:
+        """All window fingerprints of a layer (its stored map, or a sliding-window encoding at the widget's
+        stride): how many there are, and the function that gives them (in the worker)."""
         stored = layer.metadata.get("fingerprints")
         if stored is not None:
-            return np.asarray(stored).reshape(-1, np.shape(stored)[-1])
+            z = np.asarray(stored).reshape(-1, np.shape(stored)[-1])
+            return len(z), lambda: z
         model = self._need_model()
-        stride = self.stride.value or max(1, model.config["patch_size"] // 2)
-        z = encode(model, layer_2d(layer), stride=stride)
-        return z.reshape(-1, z.shape[-1])
+        p = model.config["patch_size"]
+        stride = self.stride.value or max(1, p // 2)
+        data = layer_2d(layer)
+        count = len(range(0, data.shape[0] - p + 1, stride)) * len(range(0, data.shape[1] - p + 1, stride))
+        return count, lambda: encode(model, data, stride=stride).reshape(-1, model.config["latent_dim"])
 
     # ----------------------------------------------------------------- walks
-    def _walk_job(self) -> tuple[Any, dict]:
-        """The walk to run (a function of no arguments) and a description, validated in the main thread."""
+    def _walk_job(self) -> tuple[Callable[[], LatentWalk], dict]:
+        """The walk to run in the worker (a function of no arguments, encoding included) and a description;
+        the inputs are checked here, in the main thread."""
         model = self._need_model()
         method, labels = self.method.value, model.config["transform"] == "distance"
-        n = self.steps.value
+        n, seed = self.steps.value, self.seed.value
         if method == "decoder probes":
             dims = sorted({0, min(self.dim.value, model.config["latent_dim"] - 1)})
             return (lambda: decoder_probes(model, dims=dims, labels=labels)), {"from": "zeros"}
         source = self.source.value
-        z = self.fingerprint_of(source)
-        reference = self._layer_fingerprints(source) if source.metadata.get("fingerprints") is not None or \
-            min(np.shape(source.data)) > model.config["patch_size"] else None
-        ref = reference if reference is not None and len(reference) >= 3 else None
+        start = self._fingerprint(source)
+        count, windows = self._window_fingerprints(source) \
+            if source.metadata.get("fingerprints") is not None or \
+            min(np.shape(source.data)) > model.config["patch_size"] else (0, None)
+        where = {"from": source.name}
+
+        def reference() -> np.ndarray | None:  # the layer's windows score how typical each step is
+            return windows() if count >= 3 else None
+
         if method == "sweep one dimension":
-            if self.dim.value >= model.config["latent_dim"]:
-                raise InputError(f"dimension {self.dim.value} is out of range; the model has dimensions 0 to "
+            dim = self.dim.value
+            if dim >= model.config["latent_dim"]:
+                raise InputError(f"dimension {dim} is out of range; the model has dimensions 0 to "
                                  f"{model.config['latent_dim'] - 1}.")
             values = np.linspace(self.low.value, self.high.value, n)
-            return (lambda: traverse(model, z, self.dim.value, values, ref, labels)), {"from": source.name}
+            return (lambda: traverse(model, start(), dim, values, reference(), labels)), where
         if method == "path between two layers":
             if self.other.value is None or self.other.value is source:
                 raise InputError("a path needs a second, different layer in 'to layer (path)'.")
-            z2 = self.fingerprint_of(self.other.value)
-            return (lambda: interpolate_latent(model, z, z2, max(n, 2), ref, labels)), \
-                {"from": source.name, "to": self.other.value.name}
+            end = self._fingerprint(self.other.value)
+            return (lambda: interpolate_latent(model, start(), end(), max(n, 2), reference(), labels)), \
+                {**where, "to": self.other.value.name}
         if method == "Gaussian cloud":
-            if self.gamma.value <= 0:
-                raise InputError(f"gamma must be positive; got {self.gamma.value}.")
-            return (lambda: gaussian_cloud(model, z, self.gamma.value, n, self.seed.value, ref, labels)), \
-                {"from": source.name}
-        if reference is None or len(reference) < 2:
+            gamma = self.gamma.value
+            if gamma <= 0:
+                raise InputError(f"gamma must be positive; got {gamma}.")
+            return (lambda: gaussian_cloud(model, start(), gamma, n, seed, reference(), labels)), where
+        if count < 2:
             raise InputError(f"sampling fits normals to many fingerprints, but '{source.name}' gives one; encode a "
                              "layer larger than the patch (a fingerprint map).")
-        return (lambda: sample_latent(model, reference, n, self.seed.value, ref, labels)), {"from": source.name}
 
-    def run_walk(self):
-        """Run the chosen walk in a worker and write its stacked layer(s)."""
+        def sample() -> LatentWalk:
+            z = windows()
+            return sample_latent(model, z, n, seed, z if count >= 3 else None, labels)
+
+        return sample, where
+
+    def run_walk(self) -> GeneratorWorker | None:
+        """Run the chosen walk (encoding, decoding and measuring its grains) in a worker and write its stacked
+        layer(s)."""
+        if self.progress.busy():
+            return None
         try:
             job, where = self._walk_job()
         except Exception as err:  # noqa: BLE001
             report_error(err, "Latent walk")
             return None
 
-        def work() -> Generator[Progress, None, LatentWalk]:
-            yield Progress(0, 1, "decoding")
-            return job()
+        def work() -> Generator[Progress, None, tuple[LatentWalk, list[dict] | None]]:
+            yield Progress(0, 2, "encoding and decoding")
+            walk = job()
+            if walk.labels is None:
+                return walk, None
+            yield Progress(1, 2, "measuring the grains of each step")
+            return walk, [grain_statistics(lab)[1] if lab.any() else {"n_grains": 0, "mean_area": np.nan}
+                          for lab in walk.labels]
 
-        return self.progress.start(work, lambda walk: self._show_walk(walk, where), "Latent walk")
+        return self.progress.start(work, lambda out: self._show_walk(*out, where), "Latent walk")
 
-    def _show_walk(self, walk: LatentWalk, where: dict) -> None:
+    def _show_walk(self, walk: LatentWalk, summaries: list[dict] | None, where: dict) -> None:
         self.walk = walk
         details = ", ".join(f"{k} {v}" for k, v in walk.parameters.items() if k in ("dim", "gamma", "n", "steps")
                             and not isinstance(v, list))
@@ -256,9 +281,7 @@ class TraversalWidget(QWidget):
         lines = [f"{len(walk.z)} steps"]
         if walk.ood is not None:
             lines.append("out-of-distribution score per step: " + " ".join(f"{v:.2f}" for v in walk.ood))
-        if walk.labels is not None:
-            summaries = [grain_statistics(lab)[1] if lab.any() else {"n_grains": 0, "mean_area": np.nan}
-                         for lab in walk.labels]
+        if summaries is not None:
             self.viewer.add_labels(walk.labels, name=f"{name} grains",
                                    metadata={"grain_summaries": summaries, **meta})
             self.curve.set_curve("grains", [s["n_grains"] for s in summaries])
@@ -299,11 +322,13 @@ class TraversalWidget(QWidget):
         except (OSError, ValueError) as err:
             raise InputError(f"the CSV file {path} could not be read as one number per line ({err}).") from err
 
-    def run_analysis(self, by_layer: bool = False):
+    def run_analysis(self, by_layer: bool = False) -> GeneratorWorker | None:
         """Fingerprint every window of the chosen layers, embed them, colour the embedding by the property and
         report its cross-validated prediction from the fingerprints; with ``by_layer``, colour by layer and report
         a k-fold SVM classification of the windows into their layers instead. Encoding, measuring, embedding and
         fitting run in a worker."""
+        if self.progress.busy():
+            return None
         leave_one_out = self.validation.value == "leave one layer out" and not by_layer
         try:
             layers = list(self.analysis_layers.value)

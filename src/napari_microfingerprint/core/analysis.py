@@ -21,13 +21,23 @@ from sklearn.svm import SVC, SVR
 from .characterization import grain_statistics
 from .segmentation import segment_phases
 from .vae.data import sliding_windows
-from .validation import InputError
+from .validation import (
+    InputError,
+    as_spatial_array,
+    check_choice,
+    check_fingerprints,
+    check_greyscale,
+    check_int,
+    check_labels,
+    check_positive,
+)
 
 #: Properties of a patch that :func:`window_properties` measures with the Segmentation core.
 PATCH_PROPERTIES = ("phase fraction", "mean grain area", "R-n slope")
 
 #: Regressors of :func:`fit_property`.
 REGRESSORS = ("svr", "linear")
+EMBEDDINGS = ("pca", "tsne")
 
 
 def make_regressor(model: str, dim: int):
@@ -42,21 +52,19 @@ def make_regressor(model: str, dim: int):
     return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
 
 
-def as_fingerprints(fingerprints) -> np.ndarray:
-    """Fingerprints as a finite ``(n, latent)`` float array; a map ``(rows, cols, latent)`` is flattened."""
-    z = np.asarray(fingerprints, dtype=float)
-    if z.ndim == 3:
-        z = z.reshape(-1, z.shape[-1])
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise InputError(f"fingerprints must be (n, latent) or a map (rows, cols, latent); got shape {z.shape}.")
-    if not np.isfinite(z).all():
-        raise InputError("the fingerprints hold NaN or infinite values; encode the images again.")
-    return z
+def as_fingerprints(fingerprints, name: str = "fingerprints", width: int | None = None) -> np.ndarray:
+    """Fingerprints as a finite ``(n, latent)`` float array (:func:`~.validation.check_fingerprints`); a map
+    ``(rows, cols, latent)`` from :func:`~.vae.model_io.encode` is flattened row by row."""
+    if isinstance(fingerprints, np.ndarray) and fingerprints.ndim == 3:
+        fingerprints = fingerprints.reshape(-1, fingerprints.shape[-1])
+    return check_fingerprints(fingerprints, name, width)
 
 
 def embed(fingerprints, method: str = "pca", perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
     """A 2D embedding ``(n, 2)`` of fingerprints: their first two principal components, or t-SNE initialised
     with PCA (paper 001 section 2.8). The perplexity is lowered to ``(n - 1) / 3`` for small sets."""
+    check_choice(method, "method", EMBEDDINGS)
+    perplexity = check_positive(perplexity, "perplexity")
     z = as_fingerprints(fingerprints)
     if z.shape[0] < 3:
         raise InputError(f"an embedding needs at least 3 fingerprints; got {z.shape[0]}.")
@@ -70,11 +78,8 @@ def embed(fingerprints, method: str = "pca", perplexity: float = 30.0, seed: int
     if method == "pca":
         scores = PCA(n_components=min(2, z.shape[1]), random_state=seed).fit_transform(z)
         return np.pad(scores, ((0, 0), (0, 2 - scores.shape[1])))
-    if method == "tsne":
-        tsne = TSNE(n_components=2, init="pca", perplexity=min(perplexity, (z.shape[0] - 1) / 3.0),
-                    random_state=seed)
-        return tsne.fit_transform(z)
-    raise InputError(f"unknown embedding {method!r}; use 'pca' or 'tsne'.")
+    tsne = TSNE(n_components=2, init="pca", perplexity=min(perplexity, (z.shape[0] - 1) / 3.0), random_state=seed)
+    return tsne.fit_transform(z)
 
 
 def patch_property(patch: np.ndarray, name: str, is_labels: bool) -> float:
@@ -103,6 +108,13 @@ def patch_property(patch: np.ndarray, name: str, is_labels: bool) -> float:
 def window_properties(image: np.ndarray, patch_size: int, stride: int, name: str, is_labels: bool) -> np.ndarray:
     """:func:`patch_property` of every sliding window of ``image``, in the order :func:`~.vae.model_io.encode`
     returns their fingerprints (its map flattened row by row)."""
+    check_choice(name, "name", PATCH_PROPERTIES)
+    image = check_labels(image, "image", relabel=True) if is_labels else check_greyscale(image, "image")
+    as_spatial_array(image)
+    if image.ndim != 2:
+        raise InputError(f"image has shape {image.shape}; window properties are measured on 2D images.")
+    patch_size = check_int(patch_size, "patch_size", 2, min(image.shape))
+    stride = check_int(stride, "stride", 1, min(image.shape))
     windows, _ = sliding_windows(image, patch_size, stride)
     return np.array([patch_property(w, name, is_labels) for w in windows])
 
@@ -152,14 +164,17 @@ def fit_property(fingerprints, values, model: str = "svr", folds: int = 10, grou
     """Predict a property from fingerprints with ``folds``-fold cross-validation (paper 001 section 2.7: SVR;
     ``"linear"``: ridge regression; see :func:`make_regressor`). With ``groups`` (for
     example the image each patch came from) the folds are leave-one-group-out instead (paper 002 Table 3)."""
+    check_choice(model, "model", REGRESSORS)
+    folds = check_int(folds, "folds", 2)
     z = as_fingerprints(fingerprints)
-    y = np.asarray(values, dtype=float).ravel()
+    try:
+        y = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError) as err:
+        raise InputError(f"values must be one number per fingerprint ({err}).") from err
     if y.shape[0] != z.shape[0]:
         raise InputError(f"{z.shape[0]} fingerprints but {y.shape[0]} property values; give one value each.")
     if not np.isfinite(y).all():
         raise InputError("the property values hold NaN or infinite values.")
-    if model not in REGRESSORS:
-        raise InputError(f"unknown regression model {model!r}; use {' or '.join(REGRESSORS)}.")
     predictions, fold = np.empty_like(y), np.empty(len(y), dtype=int)
     for k, (train, test) in enumerate(_splits(len(y), folds, groups, seed)):
         predictions[test] = make_regressor(model, z.shape[1]).fit(z[train], y[train]).predict(z[test])
@@ -191,6 +206,7 @@ class ClassReport:
 def classify(fingerprints, labels, folds: int = 10, groups=None, seed: int = 0) -> ClassReport:
     """SVM (RBF) classification of fingerprints into classes (e.g. process routes, paper 002 section 4.4) with
     stratified ``folds``-fold or leave-one-group-out cross-validation; ``chance`` is the majority-class share."""
+    folds = check_int(folds, "folds", 2)
     z = as_fingerprints(fingerprints)
     y = np.asarray(labels).ravel()
     if y.shape[0] != z.shape[0]:

@@ -15,23 +15,14 @@ import pandas as pd
 from scipy import stats
 from skimage.segmentation import expand_labels
 
-from .validation import InputError, check_labels
-
-
-def _spacing(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
-    if spacing is None:
-        return np.ones(ndim)
-    sp = np.asarray(spacing, dtype=float)
-    if sp.shape != (ndim,) or np.any(sp <= 0) or not np.all(np.isfinite(sp)):
-        raise InputError(f"spacing {tuple(sp.ravel())} must hold {ndim} positive numbers (one per axis).")
-    return sp
+from .validation import InputError, check_int, check_labels, spacing_array
 
 
 def phase_fractions(phases) -> dict[int, float]:
     """Fraction of the domain taken by each phase value: ``{phase: fraction}``."""
-    arr = check_labels(phases, "phase map")
-    counts = np.bincount(arr.ravel())
-    return {int(p): float(c / arr.size) for p, c in enumerate(counts) if c > 0}
+    arr = check_labels(phases, "phases")
+    values, counts = np.unique(arr, return_counts=True)
+    return {int(p): float(c / arr.size) for p, c in zip(values, counts)}
 
 
 def _moments(labels: np.ndarray, n: int, spacing: np.ndarray, periodic: bool):
@@ -74,7 +65,8 @@ def neighbour_pairs(labels, periodic: bool = False, max_gap: int = 1) -> np.ndar
 
     Labels are first grown by ``max_gap`` pixels into label 0, so grains separated by a boundary line up to
     ``2 * max_gap`` pixels wide count as neighbours (use 0 for label maps without boundary pixels)."""
-    lab = check_labels(labels)
+    lab = check_labels(labels, "labels", relabel=True)
+    max_gap = check_int(max_gap, "max_gap", 0, max(lab.shape))
     if max_gap > 0 and (lab == 0).any():
         if periodic:
             pad = [(max_gap, max_gap)] * lab.ndim
@@ -113,9 +105,13 @@ def line_intercept_length(
     than ``min_run`` samples are ignored so that a line running along a pixel-staircase boundary does not count
     its steps as crossings. Returns ``nan`` when no line crosses a boundary.
     """
-    lab = check_labels(labels)
+    lab = check_labels(labels, "labels")
     ndim = lab.ndim
-    sp = _spacing(spacing, ndim)
+    sp = spacing_array(spacing, ndim)
+    n_lines = check_int(n_lines, "n_lines", 1, 10**7)
+    min_run = check_int(min_run, "min_run", 1, 2 * max(lab.shape))
+    if lab.max() == 0:
+        raise InputError("labels hold no grains (every pixel is 0); segment grains first.")
     rng = np.random.default_rng(seed)
     extent = np.asarray(lab.shape) * sp
     if directions is None:
@@ -182,9 +178,11 @@ def grain_statistics(
     ``mean_intercept_length``, ``lamellae_direction_deg`` (2D: axial mean of grain orientations weighted by
     their elongation ``1 - 1/aspect^2``, paper 001 2.6.3), ``labelled_fraction`` and ``units``.
     """
-    lab = check_labels(labels)
+    lab = check_labels(labels, "labels", relabel=True)
     ndim = lab.ndim
-    sp = _spacing(spacing, ndim)
+    sp = spacing_array(spacing, ndim)
+    max_gap = check_int(max_gap, "max_gap", 0, max(lab.shape))
+    n_lines = check_int(n_lines, "n_lines", 1, 10**7)
     n = int(lab.max())
     if n == 0:
         raise InputError("the label map holds no grains (every pixel is 0); segment grains first.")

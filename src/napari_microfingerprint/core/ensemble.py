@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .descriptors.sets import DescriptorSet, phase_map
+from .descriptors.sets import DescriptorSet, check_target, phase_map
 from .device import resolve_device
 from .memory import available_bytes, keep_freed_memory
 from .progress import Progress, run_to_end
@@ -495,8 +495,7 @@ def reconstruct_ensemble_iter(
     """Generator form of :func:`reconstruct_ensemble`: yields :class:`Progress` as each volume finishes and
     returns the manifest. Setting ``cancel`` stops waiting, cancels the pending tasks and returns the manifest
     of the volumes finished so far (they stay in the store); an interrupt does the same and re-raises."""
-    if not isinstance(target, DescriptorSet):
-        raise InputError(f"target must be a DescriptorSet (from characterize), got {type(target).__name__}.")
+    check_target(target)
     seeds = _check_seeds(n, seeds)
     shape = check_output_shape(shape, target)
     s = _check_settings(target, shape, threads_per_worker, settings)

@@ -19,7 +19,8 @@ from .io import write_microstructure
 from .memory import keep_freed_memory
 from .segmentation import segment_grains, segment_grains_iter, segment_phases, segment_phases_iter
 from .vae.data import IMAGE_EXTENSIONS
-from .validation import InputError, to_greyscale
+from .vae.model_io import check_model
+from .validation import InputError, check_int, to_greyscale
 
 KINDS = ("phases", "grains")
 #: Chunks of images per worker, for balance.
@@ -141,11 +142,6 @@ def encode_chunk(state: dict[str, Any], names: Sequence[str], images: Sequence[n
     return _encode_chunk(model_from_state(state), names, images, stride)
 
 
-def _check_stride(stride: int | None) -> None:
-    if stride is not None and (isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1):
-        raise InputError(f"stride must be a whole number of pixels of at least 1, or None, got {stride!r}.")
-
-
 def encode_folder(model, folder: str | Path, stride: int | None = None, client=None) -> pd.DataFrame:
     """VAE fingerprints of every image in ``folder`` (sorted by name), with :func:`~.vae.model_io.encode`.
 
@@ -155,7 +151,9 @@ def encode_folder(model, folder: str | Path, stride: int | None = None, client=N
 
     ``client``: ``None`` (or ``"serial"``) runs here; a :class:`distributed.Client` or a scheduler address
     spreads chunks of images over the workers, which rebuild the model from its config and weight arrays."""
-    _check_stride(stride)
+    check_model(model)
+    if stride is not None:
+        check_int(stride, "stride", 1)
     files = image_files(folder)
     images = _read_all(files)
     names = [p.name for p in files]

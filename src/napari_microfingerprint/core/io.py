@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import operator
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -31,7 +30,7 @@ from typing import BinaryIO
 import numpy as np
 import tifffile
 
-from .validation import InputError
+from .validation import InputError, check_choice, check_fits, check_shape, check_spacing
 
 SUPPORTED_EXTENSIONS = (".npy", ".npz", ".tif", ".tiff", ".raw", ".vti")
 #: Extensions of the 2D slices read from a folder.
@@ -39,8 +38,9 @@ SLICE_EXTENSIONS = (".tif", ".tiff", ".png")
 _KEY = "napari_microfingerprint"
 #: Integer arrays with at most this many distinct values are read as Labels.
 MAX_PHASE_VALUES = 32
-#: Refuse an array that needs more than this fraction of the free memory.
-MEMORY_FRACTION = 0.5
+#: What to do when a file is too large for the free memory.
+FIT_ADVICE = "free memory, or crop or downsample the data before loading it"
+LAYER_TYPES = ("labels", "image")
 _VTK_TYPES = {
     "int8": "Int8", "uint8": "UInt8", "int16": "Int16", "uint16": "UInt16", "int32": "Int32", "uint32": "UInt32",
     "int64": "Int64", "uint64": "UInt64", "float32": "Float32", "float64": "Float64",
@@ -78,20 +78,6 @@ def guess_layer_type(arr: np.ndarray) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- shared checks
-def _check_fits(nbytes: int, what: str) -> None:
-    """Raise :class:`InputError` when ``nbytes`` exceed :data:`MEMORY_FRACTION` of the free CPU memory."""
-    import torch
-
-    from . import memory
-
-    available = memory.available_bytes(torch.device("cpu"))
-    if nbytes > available * MEMORY_FRACTION:
-        raise InputError(
-            f"{what} would need {memory.format_bytes(nbytes)} of memory, more than half of the "
-            f"{memory.format_bytes(available)} free; free memory, or crop or downsample the data before loading it."
-        )
-
-
 def _is_numeric(dtype: np.dtype) -> bool:
     return dtype.kind == "b" or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
 
@@ -106,17 +92,6 @@ def _check_dtype(dtype, what: str) -> np.dtype:
     if not _is_numeric(dt):
         raise InputError(f"{what}: dtype {dt} is not numeric; use a boolean, integer or float dtype such as 'uint8'.")
     return dt
-
-
-def _check_shape(shape, what: str) -> tuple[int, ...]:
-    """``shape`` as a tuple of 2 or 3 positive ints, or :class:`InputError`."""
-    try:
-        dims = tuple(operator.index(s) for s in shape)
-    except TypeError as err:
-        raise InputError(f"{what}: shape {shape!r} must be 2 or 3 whole numbers, e.g. shape=(64, 128, 128).") from err
-    if len(dims) not in (2, 3) or any(d <= 0 for d in dims):
-        raise InputError(f"{what}: shape {dims} must be 2 or 3 positive whole numbers (Y, X) or (Z, Y, X).")
-    return dims
 
 
 def _natural_key(name: str) -> list:
@@ -138,7 +113,7 @@ def _npy_header_nbytes(fh: BinaryIO) -> int:
 
 def _read_npy(p: Path) -> _Loaded:
     with open(p, "rb") as fh:
-        _check_fits(_npy_header_nbytes(fh), p.name)
+        check_fits(_npy_header_nbytes(fh), p.name, FIT_ADVICE)
     return np.load(p, allow_pickle=False), None, None, {}
 
 
@@ -149,7 +124,7 @@ def _check_npz_members(p: Path, keys: list[str]) -> None:
         for key in keys:
             with zf.open(f"{key}.npy") as fh:
                 total += _npy_header_nbytes(fh)
-    _check_fits(total, f"{p.name} (arrays {keys})")
+    check_fits(total, f"{p.name} (arrays {keys})", FIT_ADVICE)
 
 
 def _read_npz(p: Path) -> _Loaded:
@@ -190,7 +165,7 @@ def _tiff_scale(tif: tifffile.TiffFile, ndim: int) -> tuple[tuple[float, ...] | 
 def _read_tiff(p: Path) -> _Loaded:
     with tifffile.TiffFile(p) as tif:
         series = tif.series[0]
-        _check_fits(math.prod(series.shape) * np.dtype(series.dtype).itemsize, p.name)
+        check_fits(math.prod(series.shape) * np.dtype(series.dtype).itemsize, p.name, FIT_ADVICE)
         data = tif.asarray()
         scale, layer_type = _tiff_scale(tif, data.ndim)
     return data, scale, layer_type, {}
@@ -226,7 +201,8 @@ def _read_slice(f: Path) -> np.ndarray:
 def _read_folder(folder: Path) -> _Loaded:
     files = _slice_files(folder)
     first = _read_slice(files[0])
-    _check_fits(first.nbytes * len(files), f"Folder {folder.name} ({len(files)} slices of {first.shape})")
+    check_fits(first.nbytes * len(files), f"Folder {folder.name} ({len(files)} slices of {first.shape})",
+               FIT_ADVICE)
     slices = [first]
     for f in files[1:]:
         arr = _read_slice(f)
@@ -269,7 +245,7 @@ def _raw_layout(p: Path, shape, dtype) -> tuple[tuple[int, ...], np.dtype, dict]
         shape = info["shape"]
     if dtype is None:
         dtype = info.get("dtype")  # the sidecar's dtype also serves an explicit shape
-    dims = _check_shape(shape, p.name)
+    dims = check_shape(shape, f"{p.name}: shape")
     dt = _check_dtype(dtype if dtype is not None else np.uint8, p.name)
     order = ">" if info.get("byte_order") == "big" and list(info.get("shape", [])) == list(dims) else "<"
     return dims, dt.newbyteorder(order), info
@@ -281,7 +257,7 @@ def _read_raw(p: Path, shape=None, dtype=None) -> _Loaded:
     if expected != actual:
         raise InputError(f"{p.name} holds {actual} bytes but shape {dims} with dtype {dt.name} needs {expected} "
                          "bytes; check shape= (--shape) and dtype= (--dtype).")
-    _check_fits(expected, p.name)
+    check_fits(expected, p.name, FIT_ADVICE)
     data = np.fromfile(p, dtype=dt).reshape(dims).astype(dt.newbyteorder("="), copy=False)
     same = list(info.get("shape", [])) == list(dims)
     scale = info.get("scale") if same else None
@@ -402,6 +378,8 @@ def read_microstructure(path: str | Path, shape=None, dtype=None) -> Microstruct
     else:
         raise InputError(f"{p.name}: extension {ext!r} is not supported; use one of {', '.join(SUPPORTED_EXTENSIONS)}"
                          f" or a folder of {'/'.join(SLICE_EXTENSIONS)} slices.")
+    if not p.exists():
+        raise InputError(f"path={str(path)!r} does not exist; check the name and the folder.")
     try:
         data, scale, layer_type, meta = reader(p)
     except InputError:
@@ -513,10 +491,12 @@ def write_microstructure(path: str | Path, data, layer_type: str = "labels",
     ext = p.suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
         raise InputError(f"{p.name}: extension {ext!r} is not supported; use one of {', '.join(SUPPORTED_EXTENSIONS)}.")
+    check_choice(layer_type, "layer_type", LAYER_TYPES)
     arr = _writable_array(data)
-    if scale is not None and len(scale) != arr.ndim:
-        raise InputError(f"{p.name}: scale {tuple(scale)} has {len(scale)} values for a {arr.ndim}D array; give one "
-                         "voxel size per axis.")
+    if arr.size == 0:
+        raise InputError(f"data is empty (shape {arr.shape}); there is nothing to write.")
+    if scale is not None:
+        scale = check_spacing(scale, arr.ndim, "scale")
     if ext in (".raw", ".vti") and arr.ndim not in (2, 3):
         raise InputError(f"{p.name}: {ext} holds 2D or 3D scalar data, but the array has shape {arr.shape}; select "
                          "a 2D or 3D part (an RGB image: convert it to grey first).")

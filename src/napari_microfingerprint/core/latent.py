@@ -11,9 +11,9 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from .analysis import as_fingerprints
-from .vae.model_io import decode, decode_labels
+from .vae.model_io import check_model, decode, decode_labels
 from .vae.training import VAEModel
-from .validation import InputError
+from .validation import InputError, check_float, check_int, check_positive
 
 
 @dataclass
@@ -30,14 +30,18 @@ class LatentWalk:
     ood: np.ndarray | None = None
 
 
-def _latent(model: VAEModel, z, what: str = "fingerprint") -> np.ndarray:
-    arr = np.asarray(z, dtype=np.float32)
-    if arr.ndim != 1 or arr.shape[0] != model.config["latent_dim"]:
-        raise InputError(f"the {what} must be one vector of {model.config['latent_dim']} numbers (the model's "
-                         f"latent size); got shape {arr.shape}.")
-    if not np.isfinite(arr).all():
-        raise InputError(f"the {what} holds NaN or infinite values.")
-    return arr
+#: Most fingerprints one walk decodes (each is a decoded image); more is refused with the fix.
+MAX_STEPS = 10_000
+
+
+def _latent(model: VAEModel, z, what: str = "z") -> np.ndarray:
+    """One fingerprint of the model's latent size as float32 (a ``(1, D)`` row is accepted)."""
+    check_model(model)
+    arr = as_fingerprints(z, what, model.config["latent_dim"])
+    if arr.shape[0] != 1:
+        raise InputError(f"{what} must be one fingerprint of {model.config['latent_dim']} numbers (the model's "
+                         f"latent size); got {arr.shape[0]} rows.")
+    return arr[0].astype(np.float32)
 
 
 def _walk(model: VAEModel, kind: str, z: np.ndarray, reference=None, labels: bool = False,
@@ -59,9 +63,9 @@ def traverse(model: VAEModel, z, dim: int, values=None, reference=None, labels: 
     """Sweep latent dimension ``dim`` of ``z`` through ``values`` (default 10 values over [-4, 4], paper 002
     section 4.3), keeping every other dimension as it is."""
     start = _latent(model, z)
-    if not 0 <= int(dim) < start.size:
-        raise InputError(f"dimension {dim} is out of range; the model has dimensions 0 to {start.size - 1}.")
-    vals = np.linspace(-4.0, 4.0, 10) if values is None else np.asarray(values, dtype=np.float32).ravel()
+    dim = check_int(dim, "dim", 0, start.size - 1)
+    vals = np.linspace(-4.0, 4.0, 10) if values is None else \
+        as_fingerprints(np.ravel(values)[:, None], "values")[:MAX_STEPS, 0]
     zs = np.repeat(start[None], len(vals), axis=0)
     zs[:, int(dim)] = vals
     return _walk(model, "sweep", zs, reference, labels, dim=int(dim), values=vals.tolist())
@@ -70,9 +74,8 @@ def traverse(model: VAEModel, z, dim: int, values=None, reference=None, labels: 
 def interpolate_latent(model: VAEModel, z1, z2, steps: int = 10, reference=None, labels: bool = False) -> LatentWalk:
     """The straight path ``e1 + t (e2 - e1)``, ``t`` in [0, 1] with ``steps`` values, endpoints included
     (paper 001 section 2.9, its equation with the sign typo corrected)."""
-    a, b = _latent(model, z1, "first fingerprint"), _latent(model, z2, "second fingerprint")
-    if steps < 2:
-        raise InputError(f"a path needs at least 2 steps (its endpoints); got {steps}.")
+    a, b = _latent(model, z1, "z1"), _latent(model, z2, "z2")
+    steps = check_int(steps, "steps (both endpoints included)", 2, MAX_STEPS)
     t = np.linspace(0.0, 1.0, int(steps), dtype=np.float32)[:, None]
     return _walk(model, "path", a + t * (b - a), reference, labels, steps=int(steps))
 
@@ -81,10 +84,8 @@ def gaussian_cloud(model: VAEModel, z, gamma: float, n: int = 10, seed: int = 0,
                    labels: bool = False) -> LatentWalk:
     """``n`` fingerprints ``z + gamma * e``, ``e`` standard normal (paper 001 section 2.9, Figs. 14-16)."""
     centre = _latent(model, z)
-    if not gamma > 0:
-        raise InputError(f"gamma must be positive; got {gamma}.")
-    if n < 1:
-        raise InputError(f"the cloud needs at least one sample; got {n}.")
+    gamma = check_positive(gamma, "gamma")
+    n = check_int(n, "n", 1, MAX_STEPS)
     noise = np.random.default_rng(seed).standard_normal((int(n), centre.size)).astype(np.float32)
     return _walk(model, "cloud", centre + float(gamma) * noise, reference, labels, gamma=float(gamma), n=int(n),
                  seed=seed)
@@ -94,9 +95,9 @@ def sample_latent(model: VAEModel, fingerprints, n: int = 10, seed: int = 0, ref
                   labels: bool = False) -> LatentWalk:
     """``n`` new fingerprints drawn from independent normals fitted per dimension (mean and standard deviation)
     to a set or class of ``fingerprints`` (paper 000 section 3.3, Fig. 8)."""
-    z = as_fingerprints(fingerprints)
-    if z.shape[1] != model.config["latent_dim"]:
-        raise InputError(f"the fingerprints have {z.shape[1]} dimensions; the model has {model.config['latent_dim']}.")
+    check_model(model)
+    z = as_fingerprints(fingerprints, "fingerprints", model.config["latent_dim"])
+    n = check_int(n, "n", 1, MAX_STEPS)
     if z.shape[0] < 2:
         raise InputError("fitting normals needs at least two fingerprints; encode more patches.")
     mean, std = z.mean(axis=0), z.std(axis=0, ddof=1)
@@ -109,10 +110,13 @@ def decoder_probes(model: VAEModel, dims=(0,), k_values=(1, 4, 16), amplitudes=(
     """Black-box probes of the decoder (paper 000 Fig. 6): the all-zero baseline; each of ``dims`` switched on
     alone (value 1); the first ``k`` dimensions switched on for each ``k`` in ``k_values``; and the first of
     ``dims`` at each amplitude. ``parameters["steps"]`` names every step."""
+    check_model(model)
     d = model.config["latent_dim"]
-    bad = [int(i) for i in dims if not 0 <= int(i) < d] + [int(k) for k in k_values if not 1 <= int(k) <= d]
-    if bad or not len(dims):
-        raise InputError(f"probe dimensions must lie in 0..{d - 1} and k in 1..{d}; got {bad or 'no dimensions'}.")
+    if not len(dims):
+        raise InputError("dims must name at least one latent dimension, e.g. dims=(0,).")
+    dims = [check_int(i, "dims entry", 0, d - 1) for i in dims]
+    k_values = [check_int(k, "k_values entry", 1, d) for k in k_values]
+    amplitudes = [check_float(a, "amplitudes entry") for a in amplitudes]
     rows, names = [np.zeros(d, np.float32)], ["baseline (all zero)"]
     for i in dims:
         rows.append(np.eye(d, dtype=np.float32)[int(i)])
@@ -131,10 +135,9 @@ def ood_score(z, reference, variance: float = 0.95) -> np.ndarray:
     patches'), after paper 001 Fig. 16: project both on the principal components explaining ``variance`` of the
     reference and take each ``z``'s distance to its nearest reference point, in units of the reference cloud's
     RMS radius in that space. Near 0 inside the cloud; above about 1 outside it."""
-    ref = as_fingerprints(reference)
-    zz = as_fingerprints(np.atleast_2d(z))
-    if zz.shape[1] != ref.shape[1]:
-        raise InputError(f"fingerprints of {zz.shape[1]} and {ref.shape[1]} numbers cannot be compared.")
+    variance = check_float(variance, "variance", 0.0, 1.0, open_low=True, open_high=True)
+    ref = as_fingerprints(reference, "reference")
+    zz = as_fingerprints(z, "z", ref.shape[1])
     if ref.shape[0] < 3:
         raise InputError("the out-of-distribution score needs at least 3 reference fingerprints.")
     pca = PCA(n_components=variance, svd_solver="full").fit(ref)

@@ -35,11 +35,10 @@ import pandas as pd
 import scipy.ndimage as ndi
 from skimage.measure import euler_number, find_contours, marching_cubes, mesh_surface_area
 
-from .characterization import _spacing
 from .descriptors.sets import phase_map
 from .progress import Progress, run_to_end
 from .transport import axis_names, spanning_diffusivity, spanning_mask
-from .validation import InputError
+from .validation import InputError, check_int, spacing_array
 
 #: Edges of the chord-length and pore-size distributions, in units of the smallest voxel side (ratio 1.25).
 HISTOGRAM_EDGES = np.geomspace(1, 1024, 32)
@@ -376,14 +375,18 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
                           ) -> Generator[Progress, None, StructureReport]:
     """Generator form of :func:`structure_report`: yields :class:`Progress` per measured sample."""
     lab, n_phases = phase_map(structure, "structure")
-    sp = _spacing(spacing, lab.ndim)
+    sp = spacing_array(spacing, lab.ndim)
+    if not isinstance(unit, str):
+        raise InputError(f"unit={unit!r} must be a text such as 'um' or 'px'.")
     if phases is None:
         phases = [p for p in range(n_phases) if (lab == p).any()]
-    bad = [p for p in phases if not 0 <= int(p) < max(n_phases, 2)]
+    elif isinstance(phases, str) or not isinstance(phases, Sequence):
+        raise InputError(f"phases={phases!r} must be a list of phase numbers, e.g. [1].")
+    phases = [check_int(p, "phases entry", 0) for p in phases]
+    bad = [p for p in phases if p >= max(n_phases, 2)]
     if bad:
-        raise InputError(f"phase(s) {bad} do not occur in the structure (phases 0..{n_phases - 1}).")
-    if n_windows < 2:
-        raise InputError(f"n_windows must be at least 2 to estimate a spread, got {n_windows}.")
+        raise InputError(f"phases={bad} do not occur in the structure (phases 0..{n_phases - 1}).")
+    n_windows = check_int(n_windows, "n_windows (at least 2 to estimate a spread)", 2, 10_000)
     ref = None
     if reference is not None:
         ref, ref_phases = phase_map(reference, "reference")
@@ -462,6 +465,7 @@ def cluster_labels(structure, phase: int = 1) -> np.ndarray:
     """Labels for viewing the connectivity of ``phase``: 1 = its largest face-connected cluster, 2 = every
     other (isolated) cluster, 0 = the other phases."""
     lab, n_phases = phase_map(structure, "structure")
+    phase = check_int(phase, "phase", 0)
     clusters, n = ndi.label(lab == phase)
     if n == 0:
         raise InputError(f"phase {phase} does not occur in the structure (phases 0..{n_phases - 1}).")

@@ -32,7 +32,7 @@ from skimage.feature import multiscale_basic_features
 from sklearn.ensemble import RandomForestClassifier
 
 from .segmentation import normalize
-from .validation import InputError, check_greyscale, check_labels
+from .validation import InputError, check_greyscale, check_int, check_labels, check_positive
 
 FORMAT = "napari-microfingerprint pixel classifier"
 FEATURE_KINDS = ("intensity", "edges", "texture", "variance")
@@ -227,12 +227,15 @@ def fit_pixel_classifier(images, scribbles, sigma_min: float = 1.0, sigma_max: f
     if len(images) != len(scribbles) or not images:
         raise InputError(f"{len(images)} image(s) but {len(scribbles)} scribble array(s); give one scribble array "
                          "per image.")
+    features = (features,) if isinstance(features, str) else features
+    if not isinstance(features, Sequence) or not all(isinstance(k, str) for k in features):
+        raise InputError(f"features={features!r} must be a list of feature kinds from {', '.join(FEATURE_KINDS)}.")
     unknown = sorted(set(features) - set(FEATURE_KINDS))
     if unknown:
         raise InputError(f"unknown feature kind(s) {unknown}; choose from {', '.join(FEATURE_KINDS)}.")
-    if isinstance(n_estimators, bool) or not isinstance(n_estimators, (int, np.integer)) or n_estimators < 1:
-        raise InputError(f"n_estimators must be a whole number of at least 1, got {n_estimators!r}.")
-    settings = FeatureSettings(float(sigma_min), float(sigma_max), *(k in features for k in FEATURE_KINDS))
+    n_estimators = check_int(n_estimators, "n_estimators", 1, 10_000)
+    settings = FeatureSettings(check_positive(sigma_min, "sigma_min"), check_positive(sigma_max, "sigma_max"),
+                               *(k in features for k in FEATURE_KINDS))
     xs, ys, ndims = [], [], set()
     for k, (image, scrib) in enumerate(zip(images, scribbles)):
         img, lab = _check_pair(image, scrib, k)
@@ -248,7 +251,7 @@ def fit_pixel_classifier(images, scribbles, sigma_min: float = 1.0, sigma_max: f
     if classes.size < 2:
         raise InputError(f"the scribbles paint {classes.size} phase(s) ({classes.tolist()}); paint at least two "
                          "phases (labels 1, 2, ...) with a few strokes each.")
-    return _fit(np.concatenate(xs), y, settings, ndims.pop(), int(n_estimators), int(seed))
+    return _fit(np.concatenate(xs), y, settings, ndims.pop(), n_estimators, check_int(seed, "seed", 0, 2**32 - 1))
 
 
 def segment_with_scribbles(image, scribbles, **kwargs) -> np.ndarray:

@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from .descriptors.sets import (
     DescriptorSet,
     characterize,
     check_limit_to,
+    check_target,
     descriptor_error,
     phase_map,
 )
@@ -47,7 +48,7 @@ from .device import resolve_device
 from .memory import available_bytes, format_bytes
 from .threads import ThreadGovernor
 from .transport import TransportTerm, tortuosity
-from .validation import InputError
+from .validation import InputError, check_choice, check_float, check_int, check_positive, check_shape
 
 OPTIMIZERS = ("lbfgs", "adam", "annealing")
 #: Inverse temperatures of the decision stages that follow the soft optimisation.
@@ -61,6 +62,10 @@ STRAIGHT_THROUGH_BETA = 32.0
 CONNECTIVITY = ("auto", "off")
 #: Relative memory cost of each descriptor per voxel and channel (forward and backward), for the estimate.
 _MEMORY_FACTORS = {"volume_fractions": 2.0, "s2": 10.0, "variation": 8.0, "gram": 90.0}
+#: The CPU's per-voxel peak over the CUDA-calibrated estimate, measured with ``benchmarks/memory_estimate.py``
+#: (peak RSS growth over the per-voxel estimate: 1.03-1.11 for 64^3-128^3 with S2 and variation, 1.05 with three
+#: phases, 1.32 with a tortuosity term at 64^3), rounded up so that a run the guard lets through fits.
+CPU_MEMORY_FACTOR = 1.35
 
 
 @dataclass(frozen=True)
@@ -91,22 +96,36 @@ class ReconstructionSettings:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise InputError(f"optimizer {self.optimizer!r} is unknown; use one of {', '.join(OPTIMIZERS)}.")
-        if self.max_iter < 1:
-            raise InputError(f"max_iter must be at least 1, got {self.max_iter}.")
-        if self.dtype not in ("float32", "float64"):
-            raise InputError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}.")
-        if self.weights is not None and any((not math.isfinite(w)) or w < 0 for w in self.weights.values()):
-            raise InputError("descriptor weights must be finite and not negative.")
-        if self.connectivity not in CONNECTIVITY:
-            raise InputError(f"connectivity {self.connectivity!r} is unknown; use 'auto' or 'off'.")
-        if not (math.isfinite(self.transport_weight) and self.transport_weight > 0):
-            raise InputError(f"transport_weight must be a positive number, got {self.transport_weight}.")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise InputError(f"threads must be a whole number of at least 1 or None (automatic), got "
-                             f"{self.threads!r}.")
+        def put(name: str, value) -> None:
+            object.__setattr__(self, name, value)
+
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        put("max_iter", check_int(self.max_iter, "max_iter", 1, 10**9))
+        check_choice(self.dtype, "dtype", ("float32", "float64"))
+        check_choice(self.connectivity, "connectivity", CONNECTIVITY)
+        if not isinstance(self.device, str):
+            raise InputError(f"device={self.device!r} must be 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+        put("seed", check_int(self.seed, "seed", 0, 2**63 - 1))
+        put("learning_rate", check_positive(self.learning_rate, "learning_rate"))
+        put("history_size", check_int(self.history_size, "history_size", 1, 1000))
+        put("preview_every", check_int(self.preview_every, "preview_every", 1))
+        put("transport_weight", check_positive(self.transport_weight, "transport_weight"))
+        if self.weights is not None:
+            if not isinstance(self.weights, Mapping):
+                raise InputError(f"weights={self.weights!r} must map descriptor names to weights, e.g. {{'s2': 1}}.")
+            put("weights", {n: check_float(w, f"weights[{n!r}]", 0.0) for n, w in self.weights.items()})
+        if self.threads is not None:
+            put("threads", check_int(self.threads, "threads", 1))
+
+
+def make_settings(kwargs: Mapping) -> ReconstructionSettings:
+    """:class:`ReconstructionSettings` from keyword arguments; an unknown name is an :class:`InputError`."""
+    known = {f.name for f in fields(ReconstructionSettings)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise InputError(f"unknown reconstruction setting(s) {', '.join(unknown)}; the settings are "
+                         f"{', '.join(sorted(known))}.")
+    return ReconstructionSettings(**kwargs)
 
 
 @dataclass
@@ -153,11 +172,13 @@ def _weights(target: DescriptorSet, weights: Mapping[str, float] | None) -> dict
 
 
 def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], limit_to: int,
-                    dtype: torch.dtype = torch.float32, history_size: int = 20, transport_phases: int = 0) -> int:
+                    dtype: torch.dtype = torch.float32, history_size: int = 20, transport_phases: int = 0,
+                    device_type: str = "cuda") -> int:
     """Bytes a reconstruction of ``shape`` needs, from the descriptors' per-voxel cost, calibrated on CUDA peaks
     (384^3 with volume fractions, S2 and variation: 24.6 GB measured; 256^3 with S3 added: 25.2 GB), plus, per
     phase with a transport term, the solver's fields (three warm-started potentials, the conjugate-gradient
-    vectors, conductivities and their gradients: about 24 values per voxel)."""
+    vectors, conductivities and their gradients: about 24 values per voxel). On the CPU the per-voxel cost is
+    scaled by :data:`CPU_MEMORY_FACTOR` (measured peaks)."""
     voxels = int(np.prod(shape))
     item = torch.finfo(dtype).bits // 8
     ch = 1 if n_phases == 2 else n_phases
@@ -170,7 +191,8 @@ def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], l
         else:
             per_voxel += ch * _MEMORY_FACTORS.get(n, 20.0)
     per_voxel += 24 * transport_phases
-    return int(1.1 * voxels * per_voxel * item) + 64 * 2**20
+    factor = CPU_MEMORY_FACTOR if device_type == "cpu" else 1.0
+    return int(1.1 * factor * voxels * per_voxel * item) + 64 * 2**20
 
 
 def memory_per_structure(target: DescriptorSet, shape: tuple[int, ...], s: ReconstructionSettings) -> int:
@@ -181,7 +203,7 @@ def memory_per_structure(target: DescriptorSet, shape: tuple[int, ...], s: Recon
     term = _transport_term(target, len(shape), s)
     n_transport = 0 if term is None else len({p for p, _ in {**term.targets, **term.floors}})
     return estimate_memory(shape, target.n_phases, list(weights), target.limit_to, dtype, s.history_size,
-                           n_transport)
+                           n_transport, resolve_device(s.device).type)
 
 
 class _Problem:
@@ -355,7 +377,7 @@ def reconstruct_iter(
     """Generator form of :func:`reconstruct`: yields :class:`ReconstructionProgress` (a preview of the labels
     every ``preview_every`` evaluations) and returns the :class:`ReconstructionResult`. Setting ``cancel``
     stops the run at the next evaluation and returns the best state reached so far."""
-    s = settings or ReconstructionSettings(**kwargs)
+    s = settings or make_settings(kwargs)
     results = yield from _run(target, shape, s, [s.seed], cancel)
     return results[0]
 
@@ -375,7 +397,7 @@ def reconstruct_batch_iter(
     results differ from one-at-a-time runs (both match the target). The memory needed grows with the batch.
     Returns one :class:`ReconstructionResult` per seed; its ``history``, ``evaluations`` and ``seconds`` are
     those of the whole batch (the joint loss, the time for all the seeds)."""
-    s = settings or ReconstructionSettings(**kwargs)
+    s = settings or make_settings(kwargs)
     seeds = list(seeds)
     if not seeds or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in seeds):
         raise InputError(f"seeds must be a non-empty list of whole numbers, got {seeds!r}.")
@@ -390,20 +412,15 @@ def reconstruct_batch_iter(
 def check_output_shape(shape: Sequence[int], target: DescriptorSet) -> tuple[int, ...]:
     """The output shape as a tuple of 2 or 3 positive whole numbers that ``target.limit_to`` fits, or
     :class:`InputError` (a shape of ``(16.7, 16, 16)`` is refused, not truncated)."""
-    try:
-        out = tuple(int(v) for v in shape)
-        whole = all(float(v) == int(v) for v in shape)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"shape {shape!r} must be 2 or 3 whole numbers, e.g. (64, 64, 64).") from err
-    if len(out) not in (2, 3) or not whole or min(out) < 1:
-        raise InputError(f"shape {shape!r} must be 2 or 3 positive whole numbers, e.g. (64, 64, 64).")
+    out = check_shape(shape)
     check_limit_to(target.limit_to, out)
     return out
 
 
 def _run(target: DescriptorSet, shape: Sequence[int], s: ReconstructionSettings, seeds: list[int],
          cancel: threading.Event | None) -> Generator[ReconstructionProgress, None, list[ReconstructionResult]]:
-    """Checks (shape, limit_to, weights, memory for the whole batch), then annealing or gradient descent."""
+    """Checks (target, shape, limit_to, weights, memory for the whole batch), then annealing or gradient descent."""
+    check_target(target)
     shape = check_output_shape(shape, target)
     weights = _weights(target, s.weights)
     device = resolve_device(s.device)
@@ -641,7 +658,7 @@ def reference_tortuosity(structure) -> dict[int, list[float]]:
     """Tortuosity targets "same as the reference" of a 3D phase map: the tortuosity factor per axis of each
     phase below half of the volume that connects the opposite faces along every axis (a phase that does not
     gets no target)."""
-    lab = np.asarray(structure)
+    lab = phase_map(structure)[0]
     if lab.ndim != 3:
         raise InputError(f"tortuosity='reference' needs a 3D reference volume, but the structure is {lab.ndim}D: "
                          "2D tortuosities do not carry over to 3D. Give a number instead.")
@@ -667,7 +684,8 @@ def match(structure, shape: Sequence[int] | None = None, descriptors: Sequence[s
         if kwargs["tortuosity"] != "reference":
             raise InputError(f"tortuosity {kwargs['tortuosity']!r} is unknown; give numbers or 'reference'.")
         kwargs["tortuosity"] = reference_tortuosity(phase_map(structure)[0])
-    shape = tuple(np.shape(structure)) if shape is None else tuple(shape)
+    lab = phase_map(structure)[0]
+    shape = lab.shape if shape is None else check_shape(shape)
     levels = 2 if kwargs.get("multigrid", True) else 0
-    target = characterize(structure, descriptors=descriptors, limit_to=limit_to, levels=levels)
+    target = characterize(lab, descriptors=descriptors, limit_to=limit_to, levels=levels)
     return reconstruct(target, shape, **kwargs)

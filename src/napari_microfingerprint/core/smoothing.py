@@ -9,13 +9,12 @@ smoothing removes speckle and rough interfaces without shifting the volume fract
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
 
-from .validation import InputError, check_labels
+from .validation import InputError, check_fits, check_labels, check_positive, check_spacing
 
 #: Gauss-Seidel sweeps over the phase offsets before the exact count repair.
 MAX_SWEEPS = 30
@@ -45,7 +44,8 @@ def smooth(structure, sigma: float = 1.0, spacing: Sequence[float] | None = None
     index = index.reshape(labels.shape)
     if values.size < 2:
         raise InputError(f"The structure holds a single phase (value {values[0]}); smoothing needs two or more.")
-    _check_memory(values.size, labels.size)
+    check_fits(3 * values.size * labels.size * 8, f"Smoothing {values.size} phases of {labels.size} voxels",
+               "crop the structure or merge phases")
     counts = np.bincount(index.ravel(), minlength=values.size)
     scores = _smoothed_indicators(index, values.size, sigmas, "wrap" if periodic else "reflect")
     decided = _decide_two(scores, counts) if values.size == 2 else _decide_many(scores, counts)
@@ -54,31 +54,9 @@ def smooth(structure, sigma: float = 1.0, spacing: Sequence[float] | None = None
 
 def _voxel_sigmas(sigma, spacing, ndim: int) -> tuple[float, ...]:
     """Per-axis sigma in voxels, or :class:`InputError` for a bad ``sigma`` or ``spacing``."""
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(sigma) or sigma <= 0:
-        raise InputError(f"sigma={sigma!r} must be a positive, finite number (the Gaussian width, e.g. 1.0).")
-    if spacing is None:
-        return (float(sigma),) * ndim
-    try:
-        sp = [float(s) for s in spacing]
-    except (TypeError, ValueError) as err:
-        raise InputError(f"spacing={spacing!r} must be {ndim} numbers, one voxel size per axis.") from err
-    if len(sp) != ndim or not all(math.isfinite(s) and s > 0 for s in sp):
-        raise InputError(f"spacing={spacing!r} must hold {ndim} positive, finite voxel sizes, one per axis.")
-    return tuple(float(sigma) / s for s in sp)
-
-
-def _check_memory(n_phases: int, n_voxels: int) -> None:
-    """Refuse when the smoothed fields (float64, one per phase, plus work space) would not fit in memory."""
-    import torch
-
-    from . import memory
-
-    need = 3 * n_phases * n_voxels * 8
-    free = memory.available_bytes(torch.device("cpu"))
-    if need > free // 2:
-        raise InputError(f"Smoothing {n_phases} phases of {n_voxels} voxels needs about {memory.format_bytes(need)}, "
-                         f"more than half the {memory.format_bytes(free)} free; crop the structure or merge phases.")
+    sigma = check_positive(sigma, "sigma (the Gaussian width, e.g. 1.0)")
+    sp = check_spacing(spacing, ndim)
+    return (sigma,) * ndim if sp is None else tuple(sigma / s for s in sp)
 
 
 def _smoothed_indicators(index: np.ndarray, n_phases: int, sigmas: tuple[float, ...], mode: str) -> np.ndarray:

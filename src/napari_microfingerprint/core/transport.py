@@ -31,7 +31,7 @@ import scipy.ndimage as ndi
 import scipy.sparse as sp
 import torch
 
-from .validation import InputError, check_labels
+from .validation import InputError, check_int, check_labels, check_positive
 
 #: Axis names of 3D structures (Z, Y, X) and of 2D ones (Y, X).
 AXIS_NAMES_3D = ("z", "y", "x")
@@ -115,6 +115,8 @@ def effective_diffusivity(structure, phase: int = 1, axis: int | str = 0, tol: f
     (the TauFactor problem of the module docstring), solved to a relative residual ``tol``."""
     lab = check_labels(structure, "structure")
     ax = axis_index(axis, lab.ndim)
+    phase = check_int(phase, "phase", 0)
+    tol = check_positive(tol, "tol")
     mask = lab == phase
     if not mask.any():
         raise InputError(f"phase {phase!r} does not occur in the structure (values {int(lab.min())}.."
@@ -144,6 +146,8 @@ def spanning_diffusivity(active: np.ndarray, axis: int, tol: float = 1e-8) -> fl
 def tortuosity(structure, phase: int = 1, axes: Sequence[int | str] | None = None) -> dict[str, TransportResult]:
     """:func:`effective_diffusivity` of ``phase`` along each of ``axes`` (default: all), keyed by axis name."""
     lab = check_labels(structure, "structure")
+    if axes is not None and (isinstance(axes, str | int) or not isinstance(axes, Sequence)):
+        axes = [axes]
     chosen = range(lab.ndim) if axes is None else [axis_index(a, lab.ndim) for a in axes]
     out = {}
     for ax in chosen:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..validation import InputError, check_labels
+from ..validation import InputError, check_float, check_int, check_labels
 from .registry import get_descriptor
 
 AXES_3D = ("z", "y", "x")
@@ -144,6 +144,30 @@ class DescriptorSet:
                    tuple(meta.get("source_shape", ())), coarse)
 
 
+def check_target(target, name: str = "target") -> DescriptorSet:
+    """``target`` if it is a :class:`DescriptorSet`, else :class:`InputError` saying how to make one."""
+    if not isinstance(target, DescriptorSet):
+        raise InputError(f"{name} must be a DescriptorSet (from characterize() or DescriptorSet.load()), got "
+                         f"{type(target).__name__}; to reconstruct from a structure directly, use match().")
+    return target
+
+
+def check_descriptor_names(descriptors) -> tuple[str, ...]:
+    """Descriptor names as a tuple of registered names (one name alone is accepted), or :class:`InputError`."""
+    if isinstance(descriptors, str):
+        descriptors = (descriptors,)
+    try:
+        names = tuple(descriptors)
+    except TypeError as err:
+        raise InputError(f"descriptors={descriptors!r} must be a list of descriptor names such as "
+                         "['volume_fractions', 's2'].") from err
+    if not names or not all(isinstance(n, str) for n in names):
+        raise InputError(f"descriptors={descriptors!r} must name at least one descriptor, e.g. ['s2'].")
+    for n in names:
+        get_descriptor(n)
+    return names
+
+
 def _characterize_field(field_: torch.Tensor, descriptors: Sequence[str], limit_to: int,
                         params: Mapping[str, dict]) -> dict[str, dict[str, np.ndarray]]:
     with torch.no_grad():
@@ -160,12 +184,17 @@ def characterize(structure, descriptors: Sequence[str] = tuple(DEFAULT_WEIGHTS),
     ``levels`` coarse versions (the indicator average-pooled by 2, 4, ... with ``limit_to`` divided alike) are
     characterised too, as multigrid targets, while the pooled structure stays larger than twice its
     ``limit_to``."""
+    descriptors = check_descriptor_names(descriptors)
+    limit_to = check_int(limit_to, "limit_to", 1)
+    levels = check_int(levels, "levels", 0, 8)
+    if n_phases is not None:
+        n_phases = check_int(n_phases, "n_phases", 2, MAX_PHASES)
+    if params is not None and not isinstance(params, Mapping):
+        raise InputError(f"params={params!r} must be a mapping {{descriptor name: {{option: value}}}}.")
     lab, found = phase_map(structure)
     n_phases = max(found, n_phases or 0)
     check_limit_to(limit_to, lab.shape)
     params = dict(params or {})
-    for n in descriptors:
-        get_descriptor(n)
     ind = indicator(lab, n_phases)
     values = _characterize_field(channels(ind), descriptors, limit_to, params)
     coarse: dict[int, DescriptorSet] = {}
@@ -201,7 +230,8 @@ def merge(yx: DescriptorSet | None = None, zx: DescriptorSet | None = None, zy: 
     combination cannot be realised (paper 004, footnote 6) and :class:`InputError` says which axis disagrees.
     """
     given = {"z": yx, "y": zx, "x": zy}
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {k: check_target(v, name) for (k, v), name in zip(given.items(), ("yx", "zx", "zy")) if v is not None}
+    tolerance = check_float(tolerance, "tolerance", 0.0)
     if len(given) < 2:
         raise InputError("merge needs two or three orthogonal sections (yx, zx, zy).")
     first = next(iter(given.values()))
@@ -234,8 +264,9 @@ def merge(yx: DescriptorSet | None = None, zx: DescriptorSet | None = None, zy: 
 
 def interpolate(a: DescriptorSet, b: DescriptorSet, n: int) -> list[DescriptorSet]:
     """``n`` descriptor sets on the straight line from ``a`` to ``b``, both included (paper 003 Fig. 9)."""
-    if n < 2:
-        raise InputError(f"interpolate needs n >= 2 steps (both ends included), got {n}.")
+    check_target(a, "a")
+    check_target(b, "b")
+    n = check_int(n, "n (steps, both ends included)", 2, 10_000)
     if (a.axes, a.names, a.limit_to, a.n_phases) != (b.axes, b.names, b.limit_to, b.n_phases):
         raise InputError("the two descriptor sets differ in axes, descriptors, limit_to or phases; "
                          "characterise both with the same settings.")
@@ -251,6 +282,7 @@ def interpolate(a: DescriptorSet, b: DescriptorSet, n: int) -> list[DescriptorSe
 def descriptor_error(structure, target: DescriptorSet) -> dict[str, dict[str, float]]:
     """Relative descriptor error per axis and descriptor of a phase map against ``target`` (paper 003, Eq. 10):
     ``E = 1/n_slices sum_s ||D_s - D_des|| / ||D_des||``, computed on the discrete phases."""
+    check_target(target)
     lab, _ = phase_map(structure)
     check_limit_to(target.limit_to, lab.shape)
     if lab.max() >= target.n_phases:

@@ -9,50 +9,71 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..segmentation import distance_to_labels
-from ..validation import InputError
-from .data import WHITE_BALANCE, sliding_windows
+from ..validation import InputError, check_fingerprints, check_fits, check_int
+from .data import WHITE_BALANCE
 from .models import MODELS, build_model
 from .training import VAEModel, empty_history, transform_input
 
 FORMAT = "napari-microfingerprint VAE"
 _REQUIRED = ("architecture", "patch_size", "latent_dim", "in_channels", "transform", "offset", "scale")
+#: Fingerprints decoded per forward pass: bounds the decoder's activations whatever the number asked for.
+DECODE_CHUNK = 256
+
+
+def check_model(model) -> VAEModel:
+    """``model`` if it is a :class:`VAEModel`, else :class:`InputError` saying where models come from."""
+    if not isinstance(model, VAEModel):
+        raise InputError(f"model must be a VAEModel (from train_vae() or load_model()), got {type(model).__name__}.")
+    return model
+
+
+def model_base(path: str | Path) -> Path:
+    """The model's path without ``.safetensors`` / ``.json``: ``run.v2`` stays ``run.v2`` (so its files are
+    ``run.v2.safetensors`` and ``run.v2.json``), where a plain ``with_suffix("")`` would write ``run.*``."""
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
 def save_model(model: VAEModel, path: str | Path) -> tuple[str, str]:
     """Write ``<path>.safetensors`` (the weights) and ``<path>.json`` (config and history)."""
-    base = Path(path).with_suffix("")
+    check_model(model)
+    base = model_base(path)
+    if base.is_dir() or not base.name:
+        raise InputError(f"path={str(path)!r} is a folder; give a file name inside it, e.g. {base / 'model'}.")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-    save_file(weights, str(base.with_suffix(".safetensors")))
+    weights_path, config_path = Path(f"{base}.safetensors"), Path(f"{base}.json")
+    save_file(weights, str(weights_path))
     meta = {"format": FORMAT, "version": 1, "config": model.config, "history": model.history}
-    base.with_suffix(".json").write_text(json.dumps(meta, indent=2))
-    return str(base.with_suffix(".safetensors")), str(base.with_suffix(".json"))
+    config_path.write_text(json.dumps(meta, indent=2))
+    return str(weights_path), str(config_path)
 
 
 def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
     """Read a model written by :func:`save_model`; a missing, corrupt, truncated or mismatched file raises
     :class:`InputError` naming the problem."""
-    base = Path(path).with_suffix("")
+    base = model_base(path)
+    weights_path, config_path = Path(f"{base}.safetensors"), Path(f"{base}.json")
     try:
-        meta = json.loads(base.with_suffix(".json").read_text())
+        meta = json.loads(config_path.read_text())
     except (OSError, ValueError) as err:
-        raise InputError(f"model config {base.with_suffix('.json')} could not be read ({err}).") from err
-    config = meta.get("config", {}) if meta.get("format") == FORMAT else {}
+        raise InputError(f"model config {config_path} could not be read ({err}).") from err
+    config = meta.get("config", {}) if isinstance(meta, dict) and meta.get("format") == FORMAT else {}
     missing = [k for k in _REQUIRED if k not in config]
     if missing:
-        raise InputError(f"{base.with_suffix('.json').name} is not a napari-microfingerprint VAE config "
+        raise InputError(f"{config_path.name} is not a napari-microfingerprint VAE config "
                          f"(missing {', '.join(missing)}).")
     if config["architecture"] not in MODELS:
         raise InputError(f"the model's architecture {config['architecture']!r} is unknown to this version.")
     try:
-        weights = load_file(str(base.with_suffix(".safetensors")))
+        weights = load_file(str(weights_path))
     except Exception as err:  # safetensors raises several error types for truncated or corrupt files
-        raise InputError(f"weights {base.with_suffix('.safetensors').name} could not be read "
+        raise InputError(f"weights {weights_path.name} could not be read "
                          f"({type(err).__name__}: {err}); the file is corrupt or truncated.") from err
-    net = build_model(config["architecture"], patch_size=config["patch_size"], latent_dim=config["latent_dim"],
-                      **config.get("model_options", {}))
     try:
+        net = build_model(config["architecture"], patch_size=config["patch_size"], latent_dim=config["latent_dim"],
+                          **config.get("model_options", {}))
         net.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
+    except (RuntimeError, TypeError, ValueError) as err:
         raise InputError(f"the weights do not fit a {config['architecture']} model with patch "
                          f"{config['patch_size']} and latent {config['latent_dim']}: {str(err)[:300]}") from err
     net.to(device).eval()
@@ -62,8 +83,8 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
 def prepare_input(model: VAEModel, image) -> np.ndarray:
     """The model's input data for an image, through the transform it was trained with
     (:func:`~.training.transform_input`): a label map's distance map, a white-balanced or a plain greyscale image."""
-    cfg = model.config
-    return transform_input(np.asarray(image), cfg["transform"], cfg.get("white_balance", WHITE_BALANCE))
+    cfg = check_model(model).config
+    return transform_input(image, cfg["transform"], cfg.get("white_balance", WHITE_BALANCE))
 
 
 def encode(model: VAEModel, image, stride: int | None = None) -> np.ndarray:
@@ -71,35 +92,47 @@ def encode(model: VAEModel, image, stride: int | None = None) -> np.ndarray:
     ``(rows, cols, latent)`` from a sliding window with ``stride`` (default half a patch)."""
     data = prepare_input(model, image)
     p = model.config["patch_size"]
-    if data.ndim != 2 or min(data.shape) < p:
+    if data.ndim != 2:
+        raise InputError(f"image has shape {data.shape}; fingerprints are taken of 2D images. Pick one slice.")
+    if min(data.shape) < p:
         raise InputError(f"the image {data.shape} is smaller than the model's patch size {p}; tile or crop it.")
-    step = stride or max(1, p // 2)
-    windows, corners = sliding_windows(data, p, step)
+    step = max(1, p // 2) if stride is None else check_int(stride, "stride", 1, p)
+    views = np.lib.stride_tricks.sliding_window_view(data, (p, p))[::step, ::step]  # no copy
+    rows, cols = views.shape[:2]
     device = next(model.net.parameters()).device
+    flat = [(r, c) for r in range(rows) for c in range(cols)]
+    mu = []
     with torch.no_grad():
-        batch = torch.from_numpy(model.normalise(windows)).unsqueeze(1).to(device)
-        mu = torch.cat([model.net.encode(batch[i:i + 64])[0] for i in range(0, len(batch), 64)]).cpu().numpy()
+        for i in range(0, len(flat), 64):
+            batch = np.stack([views[r, c] for r, c in flat[i:i + 64]])
+            x = torch.from_numpy(model.normalise(batch)).unsqueeze(1).to(device)
+            mu.append(model.net.encode(x)[0].cpu())
+    out = torch.cat(mu).numpy()
     if data.shape == (p, p):
-        return mu[0]
-    rows = len({y for y, _ in corners})
-    return mu.reshape(rows, len(corners) // rows, -1)
+        return out[0]
+    return out.reshape(rows, cols, -1)
 
 
 def decode(model: VAEModel, z) -> np.ndarray:
     """Images decoded from fingerprints ``(latent,)`` or ``(n, latent)``, in the training data's units."""
-    zz = torch.as_tensor(np.atleast_2d(np.asarray(z, dtype=np.float32)))
-    if zz.shape[1] != model.config["latent_dim"]:
-        raise InputError(f"fingerprints have {zz.shape[1]} dimensions; the model expects {model.config['latent_dim']}.")
+    check_model(model)
+    single = np.ndim(z) == 1
+    zz = torch.as_tensor(check_fingerprints(z, "z", model.config["latent_dim"]), dtype=torch.float32)
+    p = model.config["patch_size"]
+    check_fits(len(zz) * p * p * 4 * 2, f"Decoding {len(zz)} fingerprints into {p} x {p} images",
+               "decode fewer fingerprints at a time")
     device = next(model.net.parameters()).device
+    out = np.empty((len(zz), p, p), dtype=np.float32)
     with torch.no_grad():
-        out = model.net.decode(zz.to(device))[:, 0].cpu().numpy()
+        for i in range(0, len(zz), DECODE_CHUNK):
+            out[i:i + DECODE_CHUNK] = model.net.decode(zz[i:i + DECODE_CHUNK].to(device))[:, 0].cpu().numpy()
     out = model.denormalise(out)
-    return out[0] if np.ndim(z) == 1 else out
+    return out[0] if single else out
 
 
 def decode_labels(model: VAEModel, z, **kwargs) -> np.ndarray:
     """For distance-map models: decode, then watershed back into grain labels (paper 000 section 3.3)."""
-    if model.config["transform"] != "distance":
+    if check_model(model).config["transform"] != "distance":
         raise InputError("this model was trained on intensities, not grain distance maps; use decode().")
     images = decode(model, z)
     if images.ndim == 2:

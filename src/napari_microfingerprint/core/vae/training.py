@@ -16,10 +16,20 @@ from ..device import resolve_device
 from ..io import guess_layer_type
 from ..segmentation import labels_to_distance
 from ..threads import governed
-from ..validation import InputError, check_greyscale, check_labels
+from ..validation import (
+    InputError,
+    check_choice,
+    check_fits,
+    check_float,
+    check_greyscale,
+    check_image,
+    check_int,
+    check_labels,
+    check_positive,
+)
 from . import losses
 from .data import WHITE_BALANCE, sample_patches, split_indices, white_balance
-from .models import VAE, build_model
+from .models import MODELS, VAE, build_model
 
 #: Reconstruction loss per architecture, as in its paper.
 DEFAULT_LOSS = {"conv": "mse", "resnet18": "bce_spectral", "texture": "style"}
@@ -35,6 +45,7 @@ PAPER_SETTINGS = {
 }
 #: Input transforms: grain label maps to distance maps, per-image white balance, or plain intensities.
 TRANSFORMS = ("auto", "distance", "percentile", "intensity")
+LOSSES = ("mse", "bce", "bce_spectral", "style")
 #: Validation patches shown as example reconstructions after every epoch.
 N_EXAMPLES = 4
 
@@ -101,14 +112,16 @@ def _as_inputs(images: Sequence[np.ndarray], transform: str, patch_size: int) ->
     """Validated, transformed 2D arrays. ``"auto"`` picks distance maps when every array looks like a label map
     with more than two labels (:func:`~..io.guess_layer_type`; 8-bit micrographs do not) and the per-image white
     balance otherwise."""
-    if not images:
-        raise InputError("no training images were given.")
-    arrays = [np.asarray(im) for im in images]
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        images = [images]
+    if isinstance(images, (str, bytes)) or not isinstance(images, Sequence | np.ndarray):
+        raise InputError(f"images must be a list of 2D arrays, got {type(images).__name__}.")
+    if len(images) == 0:
+        raise InputError("images is empty: no training images were given.")
+    arrays = [check_image(im, f"training image {k + 1} of {len(images)}") for k, im in enumerate(images)]
     if transform == "auto":
         grains = all(guess_layer_type(a) == "labels" and np.unique(a).size > 2 for a in arrays)
         transform = "distance" if grains else "percentile"
-    if transform not in TRANSFORMS[1:]:
-        raise InputError(f"unknown input transform {transform!r}; use one of {', '.join(TRANSFORMS)}.")
     for k, a in enumerate(arrays):
         where = f"training image {k + 1} of {len(arrays)}"
         if a.ndim != 2:
@@ -165,7 +178,27 @@ def train_vae_iter(
     patches, stored in the config with the transform. ``loss`` defaults to the architecture's paper
     (:data:`DEFAULT_LOSS`); the history holds the reconstruction and KL terms separately, and after training the
     loss on the held-out test patches."""
+    check_choice(architecture, "architecture", sorted(MODELS))
+    patch_size = check_int(patch_size, "patch_size", 8, 4096)
+    if latent_dim is not None:
+        latent_dim = check_int(latent_dim, "latent_dim", 1, 4096)
+    epochs = check_int(epochs, "epochs", 1, 100_000)
+    batch_size = check_int(batch_size, "batch_size", 1, 65_536)
+    learning_rate = check_positive(learning_rate, "learning_rate")
+    beta = check_float(beta, "beta", 0.0)
+    alpha = check_float(alpha, "alpha", 0.0, 1.0)
+    if loss is not None:
+        check_choice(loss, "loss", LOSSES)
+    patches_per_image = check_int(patches_per_image, "patches_per_image", 1, 1_000_000)
+    check_choice(transform, "transform", TRANSFORMS)
+    patience = check_int(patience, "patience", 0)
+    seed = check_int(seed, "seed", 0, 2**63 - 1)
+    if resume is not None and not isinstance(resume, VAEModel):
+        raise InputError(f"resume must be a VAEModel to continue training, got {type(resume).__name__}.")
     inputs, transform = _as_inputs(images, transform, patch_size)
+    check_fits(len(inputs) * patches_per_image * patch_size**2 * 4 * 3,
+               f"{patches_per_image} patches of {patch_size}^2 from each of {len(inputs)} images",
+               "lower patches_per_image or the patch size")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     patches = np.concatenate([sample_patches(a, patches_per_image, patch_size, rng) for a in inputs])
