@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from napari_microfingerprint import decode, encode, grain_statistics, make_grain_structure, train_vae
+from napari_microfingerprint import (
+    InputError,
+    decode,
+    encode,
+    gaussian_cloud,
+    grain_statistics,
+    make_grain_structure,
+    train_vae,
+)
 from napari_microfingerprint._widgets.encoding import EncodingWidget
 from napari_microfingerprint._widgets.reconstruction import MODES, ReconstructionWidget
 from napari_microfingerprint._widgets.traversal import TraversalWidget
@@ -165,7 +173,9 @@ def test_bad_input_notifications(make_napari_viewer, qtbot, messages, model):
     widget.method.value = "Gaussian cloud"
     widget.gamma.value = 0.0
     widget.run_walk()
-    assert "gamma must be positive" in messages["error"][-1]
+    with pytest.raises(InputError) as api:  # the widget refuses with the API's own words
+        gaussian_cloud(model, np.zeros(model.config["latent_dim"]), gamma=0.0)
+    assert str(api.value) in messages["error"][-1]
     widget.method.value = "sample like the layer"
     widget.run_walk()
     assert "gives one" in messages["error"][-1]

@@ -267,7 +267,8 @@ def test_encode_and_decode_run_in_workers_and_cancel(make_napari_viewer, qtbot, 
     widget.model = _untrained_model([layer.data])
     widget.encode_layer.value = layer
     widget.stride.value = 16
-    encoding, decoding = _threads_of(monkeypatch, enc_module, "encode"), _threads_of(monkeypatch, enc_module, "decode")
+    encoding = _threads_of(monkeypatch, enc_module, "encode_iter")
+    decoding = _threads_of(monkeypatch, enc_module, "decode")
     widget.run_encode()
     _idle(widget, qtbot)
     assert layer.metadata["fingerprints"].shape == (3, 3, 4) and viewer.layers[-1].data.shape == (3, 3, 3)

@@ -225,14 +225,29 @@ def test_a_batch_of_seeds_gives_independent_volumes_that_match():
 
 
 _PEAK_CHILD = """
-import json, resource
+import json, os, threading, time
 import napari_microfingerprint as m
 from napari_microfingerprint.core.reconstruction import ReconstructionSettings, memory_per_structure
+
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
 target = m.characterize(m.make_two_phase((96, 96), 0.35, 4.0, seed=0), limit_to=6)
 m.reconstruct(target, (16, 16, 16), max_iter=5, device="cpu", threads=1)  # warm-up: libraries, arenas
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+base, top, done = rss(), [0], threading.Event()
+
+def sample():  # the resident set every 5 ms while the run goes
+    while not done.is_set():
+        top[0] = max(top[0], rss())
+        time.sleep(0.005)
+
+watcher = threading.Thread(target=sample)
+watcher.start()
 m.reconstruct(target, (64, 64, 64), max_iter=40, device="cpu", threads=1)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+done.set()
+watcher.join()
+peak = top[0] - base
 estimate = memory_per_structure(target, (64, 64, 64), ReconstructionSettings(device="cpu"))
 print(json.dumps([estimate, peak]))
 """

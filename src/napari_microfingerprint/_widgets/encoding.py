@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
 from ..core.progress import Progress
 from ..core.vae.data import load_image_folder
 from ..core.vae.fingerprint_map import pca_rgb
-from ..core.vae.model_io import decode, decode_labels, encode, load_model, save_model
+from ..core.vae.model_io import decode, decode_labels, encode_iter, load_model, save_model
 from ..core.vae.models import MODELS
 from ..core.vae.training import PAPER_SETTINGS, TRANSFORMS, TrainingProgress, VAEModel, train_vae_iter
 from ..core.validation import InputError, check_fits
@@ -253,8 +253,7 @@ class EncodingWidget(QWidget):
         stride = self.stride.value or None
 
         def work() -> Generator[Progress, None, np.ndarray]:
-            yield Progress(0, 1, f"encoding '{layer.name}'")
-            return encode(model, data, stride=stride)
+            return (yield from encode_iter(model, data, stride=stride))
 
         def done(fingerprints: np.ndarray) -> None:
             layer.metadata["fingerprints"] = fingerprints

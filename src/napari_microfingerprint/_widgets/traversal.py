@@ -22,7 +22,7 @@ from ..core.segmentation import segment_phases
 from ..core.vae.data import sliding_windows
 from ..core.vae.model_io import encode, load_model
 from ..core.vae.training import VAEModel
-from ..core.validation import InputError
+from ..core.validation import InputError, check_int, check_positive
 from ._common import ProgressRow, ask_model_file, build_dock, layer_2d, report_error
 from ._plot import CurvePlot
 from ._scatter import ScatterPlot
@@ -220,10 +220,7 @@ class TraversalWidget(QWidget):
             return windows() if count >= 3 else None
 
         if method == "sweep one dimension":
-            dim = self.dim.value
-            if dim >= model.config["latent_dim"]:
-                raise InputError(f"dimension {dim} is out of range; the model has dimensions 0 to "
-                                 f"{model.config['latent_dim'] - 1}.")
+            dim = check_int(self.dim.value, "dim", 0, model.config["latent_dim"] - 1)  # the API's own check
             values = np.linspace(self.low.value, self.high.value, n)
             return (lambda: traverse(model, start(), dim, values, reference(), labels)), where
         if method == "path between two layers":
@@ -233,9 +230,7 @@ class TraversalWidget(QWidget):
             return (lambda: interpolate_latent(model, start(), end(), max(n, 2), reference(), labels)), \
                 {**where, "to": self.other.value.name}
         if method == "Gaussian cloud":
-            gamma = self.gamma.value
-            if gamma <= 0:
-                raise InputError(f"gamma must be positive; got {gamma}.")
+            gamma = check_positive(self.gamma.value, "gamma")
             return (lambda: gaussian_cloud(model, start(), gamma, n, seed, reference(), labels)), where
         if count < 2:
             raise InputError(f"sampling fits normals to many fingerprints, but '{source.name}' gives one; encode a "

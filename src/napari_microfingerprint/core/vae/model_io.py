@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..progress import Progress, run_to_end
 from ..segmentation import distance_to_labels
 from ..validation import InputError, check_fingerprints, check_fits, check_int
 from .data import WHITE_BALANCE
@@ -16,6 +18,8 @@ from .training import VAEModel, empty_history, transform_input
 
 FORMAT = "napari-microfingerprint VAE"
 _REQUIRED = ("architecture", "patch_size", "latent_dim", "in_channels", "transform", "offset", "scale")
+#: Windows encoded per forward pass (and per progress step of :func:`encode_iter`).
+ENCODE_BATCH = 64
 #: Fingerprints decoded per forward pass: bounds the decoder's activations whatever the number asked for.
 DECODE_CHUNK = 256
 
@@ -90,6 +94,13 @@ def prepare_input(model: VAEModel, image) -> np.ndarray:
 def encode(model: VAEModel, image, stride: int | None = None) -> np.ndarray:
     """Fingerprint(s) of a 2D image: the posterior mean ``(latent,)`` for a patch-sized image, otherwise a map
     ``(rows, cols, latent)`` from a sliding window with ``stride`` (default half a patch)."""
+    return run_to_end(encode_iter(model, image, stride))
+
+
+def encode_iter(model: VAEModel, image, stride: int | None = None) -> Generator[Progress, None, np.ndarray]:
+    """Generator form of :func:`encode`: yields :class:`Progress` per batch of :data:`ENCODE_BATCH` windows, so
+    that a widget can show progress and stop between batches. The windows are views of the image, taken batch by
+    batch: a small stride costs time, not a copy of every window."""
     data = prepare_input(model, image)
     p = model.config["patch_size"]
     if data.ndim != 2:
@@ -102,9 +113,10 @@ def encode(model: VAEModel, image, stride: int | None = None) -> np.ndarray:
     device = next(model.net.parameters()).device
     flat = [(r, c) for r in range(rows) for c in range(cols)]
     mu = []
-    with torch.no_grad():
-        for i in range(0, len(flat), 64):
-            batch = np.stack([views[r, c] for r, c in flat[i:i + 64]])
+    for i in range(0, len(flat), ENCODE_BATCH):
+        yield Progress(i, len(flat), f"encoding {len(flat)} windows")
+        batch = np.stack([views[r, c] for r, c in flat[i:i + ENCODE_BATCH]])
+        with torch.no_grad():
             x = torch.from_numpy(model.normalise(batch)).unsqueeze(1).to(device)
             mu.append(model.net.encode(x)[0].cpu())
     out = torch.cat(mu).numpy()
