@@ -2,8 +2,9 @@
 
 Each case runs in a fresh process: import, a tiny warm-up reconstruction (so that libraries and allocator arenas
 are in place), then the measured run; the peak is the largest resident set size sampled every 5 ms during the run
-minus the resident set just before it (``ru_maxrss`` would hide the run behind the import's own peak). The estimate is :func:`estimate_memory` for the same target and settings, i.e. what the guard in
-``reconstruct`` compares with the free memory. A ratio below 1 means a run the guard lets through can need more
+minus the resident set just before it (``ru_maxrss`` would hide the run behind the import's own peak). The
+estimate is :func:`estimate_memory` for the same target and settings, i.e. what the guard in ``reconstruct``
+compares with the free memory. A ratio below 1 means a run the guard lets through can need more
 memory than it was told.
 
     python benchmarks/memory_estimate.py
