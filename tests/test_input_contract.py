@@ -149,6 +149,9 @@ CASES = [
     ("fit_pixel_classifier", {"images": GREY, "scribbles": PHASES, "sigma_min": "x"}, r"sigma_min"),
     ("window_properties", {"image": GRAINS, "patch_size": 8, "stride": 4, "name": "x", "is_labels": True}, r"name"),
     ("load_example", {"name": "x"}, r"example"),
+    ("generation_quality", {"generated": [PHASES], "real": [PHASES] * 3, "kind": "x"}, r"kind"),
+    ("generation_quality", {"generated": [PHASES], "real": [PHASES] * 2}, r"at least 3"),
+    ("walk_quality", {"model": None, "walk": None, "real": GREY}, r"model"),
     # files
     ("write_microstructure", {"path": "x.tif", "data": None}, r"data"),
     ("write_microstructure", {"path": "x.tif", "data": PHASES, "scale": (1.0, -1.0)}, r"scale"),

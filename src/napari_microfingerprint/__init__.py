@@ -11,6 +11,7 @@ from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
 from .core.ensemble import reconstruct_ensemble, reconstruct_ensemble_iter
 from .core.folders import encode_folder, segment_folder
+from .core.generation_quality import GenerationQuality, generation_quality, walk_quality
 from .core.io import read_microstructure, write_microstructure
 from .core.latent import (
     LatentWalk,
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DescriptorSet",
+    "GenerationQuality",
     "InputError",
     "LatentWalk",
     "PixelClassifier",
@@ -81,6 +83,7 @@ __all__ = [
     "fit_pixel_classifier",
     "fit_property",
     "gaussian_cloud",
+    "generation_quality",
     "grain_statistics",
     "interpolate",
     "interpolate_latent",
@@ -119,6 +122,7 @@ __all__ = [
     "train_vae_iter",
     "tortuosity",
     "traverse",
+    "walk_quality",
     "window_properties",
     "write_microstructure",
 ]

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from napari_microfingerprint import (
@@ -13,6 +14,7 @@ from napari_microfingerprint import (
 from napari_microfingerprint._widgets.encoding import EncodingWidget
 from napari_microfingerprint._widgets.reconstruction import MODES, ReconstructionWidget
 from napari_microfingerprint._widgets.traversal import TraversalWidget
+from napari_microfingerprint.core.generation_quality import walk_quality
 
 PLUGIN = "napari-microfingerprint"
 
@@ -60,6 +62,10 @@ def test_sweep_writes_stacked_layers_and_the_model_comes_from_the_encoder(make_n
     np.testing.assert_allclose(image.data, decode(model, z), atol=1e-5)
     assert len(labels.metadata["grain_summaries"]) == 6 and len(image.metadata["latent_walk"]["ood"]) == 6
     assert any("central 64 x 64 patch" in m for m in messages["info"]) and messages["error"] == []
+    # the walk is judged against the source layer's 64 x 64 patches, as the API judges it
+    quality = walk_quality(model, widget.walk, np.asarray(source.data))
+    pd.testing.assert_frame_equal(pd.DataFrame(image.metadata["generation_quality"]), quality.table)
+    assert f"against the patches of grains 5: {quality.summary()}" in widget.report.text()
 
 
 def test_path_and_sending_a_step_to_reconstruction(make_napari_viewer, qtbot, messages, model):

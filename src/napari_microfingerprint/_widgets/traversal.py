@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ..core.analysis import PATCH_PROPERTIES, REGRESSORS, classify, embed, fit_property, window_properties
 from ..core.characterization import grain_statistics
+from ..core.generation_quality import GenerationQuality, walk_quality
 from ..core.latent import LatentWalk, decoder_probes, gaussian_cloud, interpolate_latent, sample_latent, traverse
 from ..core.progress import Progress
 from ..core.segmentation import segment_phases
@@ -249,28 +250,44 @@ class TraversalWidget(QWidget):
             return None
         try:
             job, where = self._walk_job()
+            model = self._need_model()
+            source = self.source.value
+            real = layer_2d(source) if source is not None and self.method.value != "decoder probes" else None
         except Exception as err:  # noqa: BLE001
             report_error(err, "Latent walk")
             return None
+        p = model.config["patch_size"]
+        if real is not None and (real.shape[0] // p) * (real.shape[1] // p) < 3:
+            real = None  # fewer than 3 real patches: no spread to judge the walk against
 
-        def work() -> Generator[Progress, None, tuple[LatentWalk, list[dict] | None]]:
-            yield Progress(0, 2, "encoding and decoding")
+        def work() -> Generator[Progress, None, tuple[LatentWalk, list[dict] | None, GenerationQuality | str | None]]:
+            yield Progress(0, 3, "encoding and decoding")
             walk = job()
-            if walk.labels is None:
-                return walk, None
-            yield Progress(1, 2, "measuring the grains of each step")
-            return walk, [grain_statistics(lab)[1] if lab.any() else {"n_grains": 0, "mean_area": np.nan}
-                          for lab in walk.labels]
+            summaries = None
+            if walk.labels is not None:
+                yield Progress(1, 3, "measuring the grains of each step")
+                summaries = [grain_statistics(lab)[1] if lab.any() else {"n_grains": 0, "mean_area": np.nan}
+                             for lab in walk.labels]
+            if real is None:
+                return walk, summaries, None
+            yield Progress(2, 3, "comparing the steps with the source layer's patches")
+            try:
+                return walk, summaries, walk_quality(model, walk, real)
+            except InputError as err:  # the walk stands; only its judgement is missing, and the report says why
+                return walk, summaries, f"not compared with the source layer ({err})"
 
         return self.progress.start(work, lambda out: self._show_walk(*out, where), "Latent walk")
 
-    def _show_walk(self, walk: LatentWalk, summaries: list[dict] | None, where: dict) -> None:
+    def _show_walk(self, walk: LatentWalk, summaries: list[dict] | None, quality: GenerationQuality | str | None,
+                   where: dict) -> None:
         self.walk = walk
         details = ", ".join(f"{k} {v}" for k, v in walk.parameters.items() if k in ("dim", "gamma", "n", "steps")
                             and not isinstance(v, list))
         name = f"latent {walk.kind} ({details}) from {where['from']}" + (f" to {where['to']}" if "to" in where else "")
         meta = {"latent_walk": {"kind": walk.kind, "parameters": walk.parameters, "z": walk.z,
                                 "ood": walk.ood, **where}}
+        if isinstance(quality, GenerationQuality):
+            meta["generation_quality"] = quality.table.to_dict("list")
         self.walk_layer = self.viewer.add_image(walk.images, name=name, metadata=meta)
         self.curve.clear()
         lines = [f"{len(walk.z)} steps"]
@@ -281,6 +298,10 @@ class TraversalWidget(QWidget):
                                    metadata={"grain_summaries": summaries, **meta})
             self.curve.set_curve("grains", [s["n_grains"] for s in summaries])
             lines.append("grains per step: " + " ".join(str(s["n_grains"]) for s in summaries))
+        if isinstance(quality, GenerationQuality):
+            lines.append(f"against the patches of {where['from']}: {quality.summary()}")
+        elif quality is not None:
+            lines.append(quality)
         self.report.setText("; ".join(lines))
         self.viewer.dims.set_current_step(0, 0)
 

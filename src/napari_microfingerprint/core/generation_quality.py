@@ -1,0 +1,183 @@
+"""Are generated 2D structures statistically equivalent to the real material? (issue 13, item 1)
+
+Each generated structure is compared with the spread of the same statistic over real patches of the material,
+the test papers 000 (section 3.3, Fig. 8: grain statistics of VAE-generated structures against the real ones)
+and 001 (section 2.9: generated microstructures judged by their descriptors) apply by eye:
+
+* phase structures: the volume fraction of every phase, and the shape of the two-point correlation S2 (paper
+  004, the package's own descriptor) as one number per structure: the RMS distance of its normalised
+  autocorrelation ``f(r) = (S2(r) - phi^2) / (phi - phi^2)`` (1 at r = 0, 0 for uncorrelated points; ``phi`` the
+  structure's own volume fraction) to the real patches' mean ``f``. Normalising by ``phi`` keeps the volume
+  fraction, judged on its own, from hiding the morphology: white noise of the right fraction matches S2 at r = 0
+  and fails here;
+* grain structures: the grain count, the mean grain area and the slope of grain radius against neighbour count
+  (R-n, paper 000 Fig. 4).
+
+A value is *inside* when it lies within ``sd`` standard deviations of the real patches' mean (for the S2 distance,
+below the real patches' own mean distance plus ``sd`` standard deviations: being closer to the mean is never
+wrong). A statistic passes when at least ``share`` of the generated structures are inside.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .characterization import grain_statistics
+from .descriptors.correlations import two_point_correlation
+from .descriptors.sets import channels, indicator
+from .latent import LatentWalk
+from .vae.model_io import check_model, prepare_input
+from .vae.training import VAEModel
+from .validation import InputError, check_choice, check_float, check_int, check_labels
+
+KINDS = ("phases", "grains")
+
+
+@dataclass
+class GenerationQuality:
+    """``table``: one row per statistic (real mean and sd, generated mean and sd, the share of generated
+    structures inside the real spread, passed); ``samples``: every generated structure's values and inside
+    flags. ``passed`` is True when every statistic passes."""
+
+    kind: str
+    table: pd.DataFrame
+    samples: pd.DataFrame
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.table["passed"].all())
+
+    def summary(self) -> str:
+        parts = [f"{row.statistic} {100 * row.inside_share:.0f} % inside" for row in self.table.itertuples()]
+        verdict = "passes" if self.passed else "fails"
+        return f"{len(self.samples)} generated {self.kind} structures {verdict}: " + ", ".join(parts)
+
+
+def _stack(structures, name: str) -> list[np.ndarray]:
+    """A non-empty list of validated 2D label maps from an ``(N, H, W)`` array or a sequence of 2D arrays."""
+    if isinstance(structures, np.ndarray) and structures.ndim == 3:
+        structures = list(structures)
+    if isinstance(structures, np.ndarray) or not isinstance(structures, Sequence) or len(structures) == 0:
+        raise InputError(f"{name} must be a non-empty list of 2D structures or an (N, H, W) array.")
+    out = [check_labels(s, f"{name}[{k}]") for k, s in enumerate(structures)]
+    if any(s.ndim != 2 for s in out):
+        raise InputError(f"{name} must hold 2D structures; got shapes {sorted({s.shape for s in out})}.")
+    return out
+
+
+def normalised_autocorrelation(structure: np.ndarray, n_phases: int, limit_to: int) -> np.ndarray:
+    """``(S2(r) - phi^2) / (phi - phi^2)`` of every channel of a phase map (phase 1 alone for two phases), over
+    the half-plane offsets up to ``limit_to``, flattened; NaN for a channel that is absent or fills the patch."""
+    field = channels(indicator(structure, n_phases)).unsqueeze(0)
+    with torch.no_grad():
+        s2 = two_point_correlation(field, limit_to=limit_to)[0].numpy().reshape(field.shape[1], -1)
+    phi = s2[:, :1]  # offset (0, 0) comes first: S2(0) = <I^2> = phi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((s2 - phi**2) / (phi - phi**2)).ravel()
+
+
+def _phase_values(structures: list[np.ndarray], n_phases: int, limit_to: int) -> dict[str, np.ndarray]:
+    """Volume fractions ``(N,)`` per phase and normalised autocorrelations ``(N, K)``."""
+    fractions = {p: np.array([float((s == p).mean()) for s in structures]) for p in range(n_phases)}
+    curves = np.stack([normalised_autocorrelation(s, n_phases, limit_to) for s in structures])
+    return {**{f"volume fraction of phase {p}": v for p, v in fractions.items()}, "S2": curves}
+
+
+def _grain_values(structures: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Grain count, mean grain area (pixels) and R-n slope per structure (NaN where a patch has too few inner
+    grains for a slope)."""
+    rows = []
+    for s in structures:
+        if s.max() == 0:
+            rows.append((0.0, np.nan, np.nan))
+            continue
+        summary = grain_statistics(s)[1]
+        rows.append((float(summary["n_grains"]), float(summary["mean_area"]), float(summary["rn_slope"])))
+    values = np.array(rows, dtype=float)
+    return {"grain count": values[:, 0], "mean grain area": values[:, 1], "R-n slope": values[:, 2]}
+
+
+def generation_quality(generated, real, kind: str = "phases", limit_to: int = 8, sd: float = 2.0,
+                       share: float = 0.9) -> GenerationQuality:
+    """Compare generated 2D structures with real patches of the material (see the module docstring).
+
+    ``generated`` and ``real``: ``(N, H, W)`` arrays or lists of 2D phase maps (``kind="phases"``, values
+    0..P-1) or grain label maps (``kind="grains"``); at least 3 real patches, of any size larger than
+    ``2 * limit_to``."""
+    check_choice(kind, "kind", KINDS)
+    sd = check_float(sd, "sd", 0.0, open_low=True)
+    share = check_float(share, "share", 0.0, 1.0)
+    gen, ref = _stack(generated, "generated"), _stack(real, "real")
+    if len(ref) < 3:
+        raise InputError(f"real holds {len(ref)} patch(es); the real spread needs at least 3.")
+    if kind == "phases":
+        limit_to = check_int(limit_to, "limit_to", 1, (min(min(s.shape) for s in gen + ref) - 1) // 2)
+        n_phases = int(max(s.max() for s in ref)) + 1
+        if n_phases < 2:
+            raise InputError("real holds a single phase; there is nothing to compare.")
+        if max(s.max() for s in gen) >= n_phases:
+            raise InputError(f"generated holds phases the real patches do not (real: 0..{n_phases - 1}).")
+        real_values, gen_values = _phase_values(ref, n_phases, limit_to), _phase_values(gen, n_phases, limit_to)
+    else:
+        real_values, gen_values = _grain_values(ref), _grain_values(gen)
+    rows, columns = [], {}
+    for name, real_v in real_values.items():
+        gen_v = gen_values[name]
+        if name == "S2":
+            centre = np.nanmean(real_v, axis=0)
+            real_v = np.sqrt(np.mean((real_v - centre) ** 2, axis=1))
+            gen_v = np.sqrt(np.mean((gen_v - centre) ** 2, axis=1))
+            name = "S2 shape distance to the real mean"
+            inside = gen_v <= np.nanmean(real_v) + sd * np.nanstd(real_v, ddof=1)
+        else:
+            inside = np.abs(gen_v - np.nanmean(real_v)) <= sd * np.nanstd(real_v, ddof=1)
+        inside &= np.isfinite(gen_v)
+        columns[name], columns[f"{name} inside"] = gen_v, inside
+        rows.append({"statistic": name, "real_mean": float(np.nanmean(real_v)),
+                     "real_sd": float(np.nanstd(real_v, ddof=1)), "generated_mean": float(np.nanmean(gen_v))
+                     if np.isfinite(gen_v).any() else float("nan"),
+                     "generated_sd": float(np.nanstd(gen_v, ddof=1)) if np.isfinite(gen_v).sum() > 1 else float("nan"),
+                     "inside_share": float(inside.mean()), "passed": bool(inside.mean() >= share)})
+    return GenerationQuality(kind, pd.DataFrame(rows), pd.DataFrame(columns))
+
+
+def real_patches(model: VAEModel, image, kind: str) -> tuple[list[np.ndarray], float | None]:
+    """Non-overlapping patch-sized windows of a real 2D image, as the structures generated by ``model`` are
+    judged: for ``"grains"`` the label map's windows; for ``"phases"`` the windows of the image in the model's
+    input units (:func:`~.vae.model_io.prepare_input`) split at their Otsu threshold (midway for a binary image),
+    which is returned so that decoded images are split at the same grey level."""
+    from skimage.filters import threshold_otsu
+
+    p = model.config["patch_size"]
+    data = check_labels(image, "real") if kind == "grains" else prepare_input(model, image)
+    if data.ndim != 2 or min(data.shape) < p:
+        raise InputError(f"real has shape {data.shape}; a 2D image of at least {p} x {p} pixels (the model's patch) "
+                         "is needed.")
+    windows = [data[y:y + p, x:x + p] for y in range(0, data.shape[0] - p + 1, p)
+               for x in range(0, data.shape[1] - p + 1, p)]
+    if kind == "grains":
+        return windows, None
+    values = np.unique(np.stack(windows))
+    # a binary image (a segmented micrograph) splits midway between its two values; Otsu's threshold on two
+    # values sits at the lower one, which would call every soft decoded pixel phase 1
+    threshold = float(values.mean()) if values.size <= 2 else float(threshold_otsu(np.stack(windows)))
+    return [(w > threshold).astype(np.uint8) for w in windows], threshold
+
+
+def walk_quality(model: VAEModel, walk: LatentWalk, real, limit_to: int = 8, sd: float = 2.0,
+                 share: float = 0.9) -> GenerationQuality:
+    """:func:`generation_quality` of a latent walk's decoded structures against the real image it should
+    resemble (e.g. the training micrograph): grain models compare the walk's grain labels (``labels=True``) with
+    the real label map's windows; intensity models split the decoded images and the real windows at one Otsu
+    threshold (:func:`real_patches`)."""
+    check_model(model)
+    kind = "grains" if model.config["transform"] == "distance" else "phases"
+    if kind == "grains" and walk.labels is None:
+        raise InputError("the walk holds no grain labels; walk with labels=True to judge a grain model.")
+    patches, threshold = real_patches(model, real, kind)
+    generated = list(walk.labels) if kind == "grains" else [(im > threshold).astype(np.uint8) for im in walk.images]
+    return generation_quality(generated, patches, kind, limit_to, sd, share)
