@@ -152,6 +152,8 @@ CASES = [
     ("generation_quality", {"generated": [PHASES], "real": [PHASES] * 3, "kind": "x"}, r"kind"),
     ("generation_quality", {"generated": [PHASES], "real": [PHASES] * 2}, r"at least 3"),
     ("walk_quality", {"model": None, "walk": None, "real": GREY}, r"model"),
+    ("fit_descriptor_head", {"model": MODEL, "images": [GREY]}, r"at least 64 x 64"),
+    ("structure_from_fingerprint", {"head": None, "z": np.zeros(4), "shape": (32, 32)}, r"head"),
     # files
     ("write_microstructure", {"path": "x.tif", "data": None}, r"data"),
     ("write_microstructure", {"path": "x.tif", "data": PHASES, "scale": (1.0, -1.0)}, r"scale"),

@@ -10,6 +10,7 @@ from .core.characterization import grain_statistics, line_intercept_length, phas
 from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
 from .core.ensemble import reconstruct_ensemble, reconstruct_ensemble_iter
+from .core.fingerprint_structures import DescriptorHead, fit_descriptor_head, structure_from_fingerprint
 from .core.folders import encode_folder, segment_folder
 from .core.generation_quality import GenerationQuality, generation_quality, walk_quality
 from .core.io import read_microstructure, write_microstructure
@@ -54,6 +55,7 @@ from .core.validation import InputError
 __version__ = "0.1.0"
 
 __all__ = [
+    "DescriptorHead",
     "DescriptorSet",
     "GenerationQuality",
     "InputError",
@@ -80,6 +82,7 @@ __all__ = [
     "embed",
     "encode",
     "encode_folder",
+    "fit_descriptor_head",
     "fit_pixel_classifier",
     "fit_property",
     "gaussian_cloud",
@@ -117,6 +120,7 @@ __all__ = [
     "segment_phases",
     "segment_with_scribbles",
     "smooth",
+    "structure_from_fingerprint",
     "structure_report",
     "train_vae",
     "train_vae_iter",

@@ -150,8 +150,6 @@ def real_patches(model: VAEModel, image, kind: str) -> tuple[list[np.ndarray], f
     judged: for ``"grains"`` the label map's windows; for ``"phases"`` the windows of the image in the model's
     input units (:func:`~.vae.model_io.prepare_input`) split at their Otsu threshold (midway for a binary image),
     which is returned so that decoded images are split at the same grey level."""
-    from skimage.filters import threshold_otsu
-
     p = model.config["patch_size"]
     data = check_labels(image, "real") if kind == "grains" else prepare_input(model, image)
     if data.ndim != 2 or min(data.shape) < p:
@@ -161,11 +159,18 @@ def real_patches(model: VAEModel, image, kind: str) -> tuple[list[np.ndarray], f
                for x in range(0, data.shape[1] - p + 1, p)]
     if kind == "grains":
         return windows, None
-    values = np.unique(np.stack(windows))
-    # a binary image (a segmented micrograph) splits midway between its two values; Otsu's threshold on two
-    # values sits at the lower one, which would call every soft decoded pixel phase 1
-    threshold = float(values.mean()) if values.size <= 2 else float(threshold_otsu(np.stack(windows)))
+    threshold = split_threshold(np.stack(windows))
     return [(w > threshold).astype(np.uint8) for w in windows], threshold
+
+
+def split_threshold(data: np.ndarray) -> float:
+    """The grey level that splits a model's input data into two phases: Otsu's threshold, or midway between the
+    two values of a binary image (a segmented micrograph), where Otsu's sits at the lower value and would call
+    every soft decoded pixel phase 1."""
+    from skimage.filters import threshold_otsu
+
+    values = np.unique(data)
+    return float(values.mean()) if values.size <= 2 else float(threshold_otsu(data))
 
 
 def walk_quality(model: VAEModel, walk: LatentWalk, real, limit_to: int = 8, sd: float = 2.0,
