@@ -9,6 +9,7 @@ from napari_microfingerprint import (
     gaussian_cloud,
     grain_statistics,
     make_grain_structure,
+    make_two_phase,
     train_vae,
 )
 from napari_microfingerprint._widgets.encoding import EncodingWidget
@@ -212,3 +213,43 @@ def test_progress_row_ends_done_or_failed(make_napari_viewer, qtbot, messages, m
     widget.progress.start(broken, lambda _: None, "test run")
     _wait(widget, qtbot)
     assert widget.progress.bar.format() == "failed" and "boom" in messages["error"][-1]
+
+
+def test_sharp_structures_from_a_step(make_napari_viewer, qtbot, messages, model):
+    """The step's fingerprint predicts descriptors from the source layer's windows; the widget writes a sharp 2D
+    image and 3D volume whose phase-1 fraction is the predicted one (as the API predicts it). A grain model is
+    refused with a notification."""
+    from napari_microfingerprint.core.fingerprint_structures import fit_descriptor_head
+    from napari_microfingerprint.core.vae.models import build_model
+    from napari_microfingerprint.core.vae.training import VAEModel
+
+    viewer = make_napari_viewer()
+    widget = TraversalWidget(viewer)
+    widget.set_model(model, "grains")
+    widget.source.value = _grains(viewer, 3)
+    widget.method.value = "Gaussian cloud"
+    widget.steps.value = 2
+    widget.run_walk()
+    _wait(widget, qtbot)
+    widget.structures_from_step()
+    _wait(widget, qtbot)
+    assert "grain distance maps" in messages["error"][-1]
+    config = {"architecture": "conv", "patch_size": 64, "latent_dim": 4, "in_channels": 1, "transform": "intensity",
+              "offset": 0.0, "scale": 1.0}
+    intensity = VAEModel(build_model("conv", patch_size=64, latent_dim=4).eval(), config)
+    widget.set_model(intensity, "two-phase")
+    micrograph = make_two_phase((128, 128), 0.35, 3.0, seed=0).astype(float)
+    widget.source.value = viewer.add_image(micrograph, name="two-phase")
+    widget.run_walk()
+    _wait(widget, qtbot)
+    widget.volume_side.value = 24
+    widget.structures_from_step()
+    _wait(widget, qtbot)
+    image, volume = viewer.layers[-2], viewer.layers[-1]
+    assert image.data.shape == (128, 128) and volume.data.shape == (24, 24, 24)
+    assert "2D from fingerprint" in image.name and "3D from fingerprint" in volume.name
+    step = int(viewer.dims.current_step[0])
+    target = fit_descriptor_head(intensity, [micrograph]).predict(widget.walk.z[step])[0]
+    fraction = target.values["2d"]["volume_fractions"][0]
+    assert set(np.unique(image.data)) == {0, 1} and abs(image.data.mean() - fraction) < 0.03
+    assert abs(volume.data.mean() - fraction) < 0.05

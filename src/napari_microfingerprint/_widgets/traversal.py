@@ -4,6 +4,7 @@ coloured by a measured property with a cross-validated regression report, and se
 segmented into phases, to the 3D reconstruction widget as its target."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,11 @@ from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ..core.analysis import PATCH_PROPERTIES, REGRESSORS, classify, embed, fit_property, window_properties
 from ..core.characterization import grain_statistics
+from ..core.fingerprint_structures import fit_descriptor_head
 from ..core.generation_quality import GenerationQuality, walk_quality
 from ..core.latent import LatentWalk, decoder_probes, gaussian_cloud, interpolate_latent, sample_latent, traverse
 from ..core.progress import Progress
+from ..core.reconstruction import ReconstructionResult, reconstruct_iter
 from ..core.segmentation import segment_phases
 from ..core.vae.data import sliding_windows
 from ..core.vae.model_io import encode, load_model
@@ -75,12 +78,19 @@ class TraversalWidget(QWidget):
         self.steps = SpinBox(label="steps / samples", value=10, min=1, max=1000)
         self.gamma = FloatSpinBox(label="gamma (cloud)", value=0.5, min=0.0, max=100.0, step=0.05)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.volume_side = SpinBox(label="3D side (sharp structures)", value=48, min=16, max=512)
         walk_form = Container(widgets=[self.method, self.source, self.other, self.row, self.col, self.dim, self.low,
-                                       self.high, self.steps, self.gamma, self.seed])
+                                       self.high, self.steps, self.gamma, self.seed, self.volume_side])
         self.walk_button = QPushButton("Walk")
         self.walk_button.clicked.connect(self.run_walk)
         self.send_button = QPushButton("Send the current step to 3D reconstruction")
         self.send_button.clicked.connect(self.send_to_reconstruction)
+        self.structure_button = QPushButton("Sharp 2D and 3D structures from the current step")
+        self.structure_button.setToolTip(
+            "Two-phase micrograph models: the step's fingerprint predicts descriptors (volume fractions, S2, "
+            "variation) from the source layer's nearest windows, and the descriptor reconstruction makes a sharp "
+            "2D image and a 3D volume with them.")
+        self.structure_button.clicked.connect(lambda: self.structures_from_step())
 
         self.analysis_layers = Select(label="layers", choices=self._layers)
         self.stride = SpinBox(label="stride (0 = half a patch)", value=0, min=0, max=4096)
@@ -109,7 +119,8 @@ class TraversalWidget(QWidget):
         self.report.setWordWrap(True)
         build_dock(self, [("Model", Container(widgets=[]), [self.use_encoder_button, self.load_button,
                                                             self.model_label]),
-                          ("Walk the latent space", walk_form, [self.walk_button, self.send_button]),
+                          ("Walk the latent space", walk_form, [self.walk_button, self.send_button,
+                                                                self.structure_button]),
                           ("Fingerprint analysis", analysis_form, [self.analyse_button, self.classify_button])],
                    [self.progress, self.curve, self.scatter, self.report])
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -329,6 +340,52 @@ class TraversalWidget(QWidget):
         recon.source.value = layer
         show_info(f"Step {step} (two phases, Otsu) is the 3D reconstruction widget's target; press Reconstruct.")
         return layer
+
+    def structures_from_step(self) -> GeneratorWorker | None:
+        """In a worker: fit the fingerprint -> descriptors regression on the source layer's windows
+        (:func:`~..core.fingerprint_structures.fit_descriptor_head`), predict the shown step's descriptors and
+        reconstruct a 2D image (twice the patch a side) and a 3D volume from them, as new Labels layers. Cancel
+        keeps what is finished; a reconstruction cancelled before its first step is not written."""
+        if self.progress.busy():
+            return None
+        try:
+            model = self._need_model()
+            if self.walk is None or self.walk_layer is None or self.walk_layer not in self.viewer.layers:
+                raise InputError("there is no walk to take a step from; press 'Walk' first.")
+            source = self.source.value
+            if source is None:
+                raise InputError("no source layer: the descriptors come from the windows of the 'from layer'.")
+            data = layer_2d(source)
+            step = min(max(int(self.viewer.dims.current_step[0]), 0), len(self.walk.z) - 1)
+            z, p, side = self.walk.z[step], model.config["patch_size"], self.volume_side.value
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Structures from a fingerprint")
+            return None
+        cancel = threading.Event()
+
+        def work() -> Generator[Any, None, list[tuple[str, ReconstructionResult]]]:
+            yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their descriptors")
+            target = fit_descriptor_head(model, [data]).predict(z)[0]
+            done = []
+            for dims, shape in (("2D", (2 * p, 2 * p)), ("3D", (side,) * 3)):
+                result = yield from reconstruct_iter(target, shape, cancel=cancel)
+                if result.evaluations > 0:
+                    done.append((dims, result))
+                if cancel.is_set():
+                    break
+            return done
+
+        def written(results: list[tuple[str, ReconstructionResult]]) -> None:
+            if not results:
+                show_info("Cancelled before a structure was reached; nothing was written.")
+            for dims, result in results:
+                state = " (cancelled, best state)" if result.cancelled else ""
+                self.viewer.add_labels(result.labels.astype(np.int32),
+                                       name=f"{self.walk_layer.name} step {step} {dims} from fingerprint{state}",
+                                       metadata={"z": z, "descriptors_from": source.name, "errors": result.errors,
+                                                 "undecided": result.undecided})
+
+        return self.progress.start(work, written, "Structures from a fingerprint", cancel_event=cancel)
 
     # ----------------------------------------------------------------- analysis
     def _csv_values(self) -> np.ndarray:
