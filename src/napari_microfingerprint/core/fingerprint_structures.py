@@ -39,7 +39,7 @@ class DescriptorHead:
     name) and what a window is (patch size, ``limit_to``, the grey level that splits it into phases)."""
 
     regressor: Pipeline
-    sizes: dict[str, int]
+    sizes: dict[tuple[int, str], int]  # (multigrid level, descriptor name) -> length, in the flat vector's order
     limit_to: int
     patch_size: int
     latent_dim: int
@@ -53,19 +53,40 @@ class DescriptorHead:
         zz = as_fingerprints(z, "z", self.latent_dim)
         out = []
         for flat in self.regressor.predict(zz):
-            values, start = {}, 0
-            for name, size in self.sizes.items():
-                values[name] = flat[start:start + size].astype(np.float64)
+            values: dict[int, dict[str, np.ndarray]] = {}
+            start = 0
+            for (level, name), size in self.sizes.items():
+                values.setdefault(level, {})[name] = flat[start:start + size].astype(np.float64)
                 start += size
-            out.append(DescriptorSet({"2d": values}, 2, self.limit_to, {}, (self.patch_size, self.patch_size)))
+            coarse = {lv: DescriptorSet({"2d": v}, 2, _level_limit(self.limit_to, lv), {})
+                      for lv, v in values.items() if lv > 0}
+            out.append(DescriptorSet({"2d": values[0]}, 2, self.limit_to, {}, (self.patch_size, self.patch_size),
+                                     coarse))
         return out
 
 
+def _level_limit(limit_to: int, level: int) -> int:
+    """``limit_to`` of multigrid level ``level`` (the structure pooled by ``2**level``), as :func:`characterize`
+    sets it."""
+    return max(1, limit_to // 2**level)
+
+
+def _levels(patch: int, limit_to: int) -> list[int]:
+    """The multigrid levels a window of side ``patch`` supports (as :func:`characterize` with ``levels=2``)."""
+    return [lv for lv in range(3) if patch % 2**lv == 0 and patch // 2**lv > 2 * _level_limit(limit_to, lv)]
+
+
 def window_descriptors(phases: np.ndarray, limit_to: int) -> np.ndarray:
-    """The descriptors :data:`NAMES` of a batch of two-phase windows ``(N, L, L)``, flattened per window."""
+    """The descriptors :data:`NAMES` of a batch of two-phase windows ``(N, L, L)`` and of their multigrid coarse
+    versions (the indicator average-pooled by 2 and 4, as :func:`characterize` makes them: without them a 3D
+    reconstruction converges slowly), flattened per window, level by level."""
     field = torch.stack([channels(indicator(w, 2)) for w in phases])  # (N, 1, L, L): phase 1's indicator
+    parts = []
     with torch.no_grad():
-        return torch.cat([get_descriptor(n).func(field, limit_to=limit_to) for n in NAMES], dim=1).numpy()
+        for level in _levels(phases.shape[-1], limit_to):
+            pooled = torch.nn.functional.avg_pool2d(field, 2**level) if level else field
+            parts += [get_descriptor(n).func(pooled, limit_to=_level_limit(limit_to, level)) for n in NAMES]
+    return torch.cat(parts, dim=1).numpy()
 
 
 def fit_descriptor_head(model: VAEModel, images: Sequence[np.ndarray], stride: int | None = None,
@@ -99,7 +120,9 @@ def fit_descriptor_head(model: VAEModel, images: Sequence[np.ndarray], stride: i
         raise InputError(f"the images give {len(z)} window(s); the regression needs at least 2 (lower the stride).")
     regressor = make_pipeline(StandardScaler(), KNeighborsRegressor(min(neighbours, len(z)), weights="distance"))
     regressor.fit(z, desc)
-    sizes = {n: int(get_descriptor(n).func(torch.zeros(1, 1, p, p), limit_to=limit_to).shape[1]) for n in NAMES}
+    sizes = {(lv, n): int(get_descriptor(n).func(torch.zeros(1, 1, p // 2**lv, p // 2**lv),
+                                                  limit_to=_level_limit(limit_to, lv)).shape[1])
+             for lv in _levels(p, limit_to) for n in NAMES}
     return DescriptorHead(regressor, sizes, limit_to, p, model.config["latent_dim"], threshold, len(z))
 
 
