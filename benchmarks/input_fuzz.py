@@ -171,6 +171,9 @@ def _phase_values(f: Fixtures, base: np.ndarray) -> list[tuple[str, object, str]
     ]
 
 
+#: A peak distance beyond the image is used as the image size: it finds the same single peak, so the result is the
+#: one asked for (no refusal needed).
+PEAK_BEYOND_IMAGE = {"huge": "either"}
 #: Functions that work on any label values (smoothing, transport through one phase) may take these.
 ANY_LABELS = {"50 labels": "either", "huge label": "either"}
 
@@ -253,7 +256,8 @@ def entries(f: Fixtures) -> list[tuple[str, dict, dict]]:
                          ("too many", [0.2, 0.4], "refuse"), ("string", "a", "refuse")]}),
         ("segment_grains", {"image": g}, {"image": _grey_values(f), "source": _enum_values(),
                                           "h": _float_values(positive=True), "boundary": _enum_values(),
-                                          "min_distance": _int_values(1), "min_size": _int_values(0)}),
+                                          "min_distance": _override(_int_values(1), PEAK_BEYOND_IMAGE),
+                                          "min_size": _int_values(0)}),
         ("normalize", {"image": g}, {"image": _grey_values(f), "low": _float_values(False, 0, 100),
                                      "high": _float_values(False, 0, 100)}),
         ("denoise", {"image": g}, {"image": _grey_values(f), "method": _enum_values(),
@@ -262,7 +266,7 @@ def entries(f: Fixtures) -> list[tuple[str, dict, dict]]:
         ("labels_to_boundaries", {"labels": gr}, {"labels": _override(_grain_values(f), {"all zero": "either"})}),
         ("labels_to_distance", {"labels": gr}, {"labels": _grain_values(f), "spacing": _spacing_values(2)}),
         ("distance_to_labels", {"distance": m_distance(gr)},
-         {"distance": _override(_grey_values(f), {"negative": "refuse"}), "min_distance": _int_values(1),
+         {"distance": _override(_grey_values(f), {"negative": "refuse"}), "min_distance": _override(_int_values(1), PEAK_BEYOND_IMAGE),
           "h": _float_values(), "min_size": _int_values(0)}),
         ("grain_statistics", {"labels": gr}, {"labels": _grain_values(f), "spacing": _spacing_values(2),
                                               "n_lines": _int_values(1), "max_gap": _int_values(0)}),

@@ -67,13 +67,30 @@ WORKER_POLL = 0.5
 
 # ---------------------------------------------------------------------------------------------------- validation
 
+#: Most volumes one call makes (its seeds are listed in memory and its manifest grows by one row each).
+MAX_VOLUMES = 1_000_000
+
+
+def _check_client(client) -> None:
+    """:class:`InputError` unless ``client`` is None, ``"serial"``, a scheduler address or a dask Client (checked
+    before anything runs, also when every volume is already in the store)."""
+    if client is None or isinstance(client, str):
+        return
+    from distributed import Client
+
+    if not isinstance(client, Client):
+        raise InputError(f"client must be a distributed.Client, a scheduler address, 'serial' or None; "
+                         f"got {type(client).__name__}.")
+
+
 def _check_seeds(n: int | None, seeds: Sequence[int] | None) -> list[int]:
     """The seeds to run: ``seeds`` as given, or ``range(n)``; :class:`InputError` when neither or a bad one."""
     if seeds is None:
         if n is None:
             raise InputError("give the number of volumes n (seeds 0..n-1) or an explicit list of seeds.")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise InputError(f"n must be a whole number of at least 1, got {n!r}.")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_VOLUMES:
+            raise InputError(f"n must be a whole number from 1 to {MAX_VOLUMES}, got {n!r}; split larger ensembles "
+                             "into several stores.")
         return list(range(int(n)))
     out = list(seeds)
     if not out:
@@ -396,6 +413,7 @@ def dask_client(client: Client | str | None, n_workers: int = 1) -> Iterator[Cli
     ``n_workers`` single-threaded worker processes, closed (with its client) at the end, also on errors."""
     from distributed import Client, LocalCluster
 
+    _check_client(client)
     if isinstance(client, Client):
         yield client
         return
@@ -410,9 +428,6 @@ def dask_client(client: Client | str | None, n_workers: int = 1) -> Iterator[Cli
         finally:
             own.close()
         return
-    if client is not None:
-        raise InputError(f"client must be a distributed.Client, a scheduler address, 'serial' or None; "
-                         f"got {type(client).__name__}.")
     # dashboard_address=None leaves the scheduler's small HTTP server (health, metrics) on port 8787, with a
     # warning when another cluster holds it: a free port instead
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -496,6 +511,7 @@ def reconstruct_ensemble_iter(
     returns the manifest. Setting ``cancel`` stops waiting, cancels the pending tasks and returns the manifest
     of the volumes finished so far (they stay in the store); an interrupt does the same and re-raises."""
     check_target(target)
+    _check_client(client)
     seeds = _check_seeds(n, seeds)
     shape = check_output_shape(shape, target)
     s = _check_settings(target, shape, threads_per_worker, settings)
