@@ -15,6 +15,7 @@ from napari_microfingerprint._widgets.encoding import EncodingWidget
 from napari_microfingerprint._widgets.reconstruction import ReconstructionWidget
 from napari_microfingerprint._widgets.segmentation import SegmentationWidget
 from napari_microfingerprint._widgets.traversal import TraversalWidget
+from napari_microfingerprint.core import threads
 from napari_microfingerprint.core.progress import run_to_end
 from napari_microfingerprint.core.segmentation import MAX_OTSU_PHASES, MAX_PHASES
 from napari_microfingerprint.core.vae.training import train_vae_iter
@@ -108,6 +109,7 @@ def test_closing_the_viewer_stops_running_workers(make_napari_viewer, qtbot, mes
     viewer.close()
     assert not any(worker.is_running for worker in workers)
     assert recon.progress.worker is None and encoder.progress.worker is None
+    assert threads._ACTIVE == []  # the stopped runs handed their cores back to the thread governor
     qtbot.wait(300)  # what the workers sent before they stopped reaches no (deleted) widget
     assert messages["error"] == []
 

@@ -244,7 +244,7 @@ def sample():  # the resident set every 5 ms while the run goes
 
 watcher = threading.Thread(target=sample)
 watcher.start()
-m.reconstruct(target, (64, 64, 64), max_iter=40, device="cpu", threads=1)
+m.reconstruct(target, (64, 64, 64), max_iter=120, device="cpu", threads=1)  # enough for a full L-BFGS history
 done.set()
 watcher.join()
 peak = top[0] - base
@@ -256,7 +256,8 @@ print(json.dumps([estimate, peak]))
 def test_memory_estimate_covers_the_measured_cpu_peak():
     """The guard's estimate against the peak resident memory of a 64^3 run measured in a fresh process: it must
     not be below the peak (a run the guard lets through would exhaust the machine), nor wildly above it (a run
-    that fits would be refused)."""
+    that fits would be refused: within 4x, as the estimate adds 64 MB and the CPU factor on top of the run's own
+    arrays)."""
     import json
     import subprocess
     import sys
@@ -264,4 +265,4 @@ def test_memory_estimate_covers_the_measured_cpu_peak():
     out = subprocess.run([sys.executable, "-c", _PEAK_CHILD], capture_output=True, text=True, check=True)
     estimate, peak = json.loads(out.stdout.strip().splitlines()[-1])
     assert peak > 50 * 2**20  # the run allocated what a 64^3 volume needs: the measurement is real
-    assert peak <= estimate <= 3 * peak
+    assert peak <= estimate <= 4 * peak

@@ -103,6 +103,11 @@ def _guarded(func: Callable[..., Generator[Progress, None, Any]], kwargs: dict) 
         return _Failure(err)
 
 
+def _drive(gen: Generator[Progress, None, Any]) -> Generator[Progress, None, Any]:
+    """The worker's generator function: runs ``gen``, which :class:`_Job` keeps so that it can close it."""
+    return (yield from gen)
+
+
 #: Seconds that closing the viewer or the dock waits for a cancelled run's thread to stop (runs stop at their
 #: next progress step; a step that takes longer goes on in the background, its results dropped).
 STOP_TIMEOUT_S = 30.0
@@ -112,8 +117,10 @@ class _Job:
     """One run's worker and cancel event; plain Python, so that it can be stopped while its widgets are being
     closed. Once stopped (``live`` False), whatever its worker still sends is dropped."""
 
-    def __init__(self, worker: GeneratorWorker, context: str, cancel_event: threading.Event | None) -> None:
+    def __init__(self, worker: GeneratorWorker, context: str, cancel_event: threading.Event | None,
+                 generator: Generator[Progress, None, Any]) -> None:
         self.worker = worker
+        self.generator = generator
         self.context = context
         self.cancel_event = cancel_event
         self.live = True
@@ -136,13 +143,28 @@ class _Job:
     def stop(self, timeout: float) -> bool:
         """Cancel for good and wait up to ``timeout`` s for the worker's thread; True when it has stopped."""
         self.live = False
-        if self.cancel_event is not None:
-            self.cancel_event.set()
-        self.worker.quit()
         deadline = time.monotonic() + timeout
+        if self.cancel_event is not None:
+            # the run ends itself at its next step and leaves its context managers (the thread governor) as
+            # they were; quitting the worker would abandon its generator in the middle of them
+            self.cancel_event.set()
+            half = time.monotonic() + timeout / 2
+            while self.worker.is_running and time.monotonic() < half:
+                time.sleep(0.01)
+        self.worker.quit()
         while self.worker.is_running and time.monotonic() < deadline:
             time.sleep(0.01)
-        return not self.worker.is_running
+        if self.worker.is_running:
+            return False
+        self.close_generator()
+        return True
+
+    def close_generator(self) -> None:
+        """Close the run's generator once its thread is done: a run that was quit mid-way (by Cancel or by
+        napari closing) then leaves its ``with`` blocks at once, e.g. hands its cores back to the thread
+        governor, instead of whenever the generator happens to be garbage-collected."""
+        if not self.worker.is_running:
+            self.generator.close()
 
 
 class ProgressRow(QWidget):
@@ -195,8 +217,9 @@ class ProgressRow(QWidget):
         if self.busy():
             return None
 
-        worker = create_worker(_guarded, func, kwargs, _start_thread=False)
-        job = _Job(worker, context, cancel_event)
+        generator = _guarded(func, kwargs)
+        worker = create_worker(_drive, generator, _start_thread=False)
+        job = _Job(worker, context, cancel_event, generator)
 
         def finish(result: Any) -> None:
             if isinstance(result, _Failure):
@@ -211,6 +234,7 @@ class ProgressRow(QWidget):
             worker.yielded.connect(job.guard(on_yield))
         worker.returned.connect(job.guard(finish))
         worker.finished.connect(job.guard(self._on_finished))
+        worker.finished.connect(job.close_generator)
         self.job = job
         self.outcome = "done"
         self.cancel_button.setEnabled(True)
