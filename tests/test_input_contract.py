@@ -162,6 +162,7 @@ CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:The image looks like an RGB")  # an RGB input is converted, then refused
 @pytest.mark.parametrize(("name", "kwargs", "pattern"), CASES,
                          ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(CASES)])
 def test_bad_input_is_refused_with_a_message_naming_it(name, kwargs, pattern, tmp_path, monkeypatch):
