@@ -32,6 +32,12 @@ def _reconstruction(widget, layer, size=12, iters=30):
     return widget
 
 
+def _long_reconstruction(widget, viewer):
+    """Set up a 24^3 reconstruction of 100 000 evaluations: it runs until it is stopped."""
+    return _reconstruction(widget, viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=1), name="slice"),
+                           size=24, iters=100_000)
+
+
 def _training(widget, viewer, epochs=1):
     layers = [viewer.add_labels(make_grain_structure((96, 96), stage="late", seed=s, device="cpu"), name=f"g{s}")
               for s in range(2)]
@@ -101,8 +107,7 @@ def test_closing_the_viewer_stops_running_workers(make_napari_viewer, qtbot, mes
     viewer = make_napari_viewer()
     _, recon = viewer.window.add_plugin_dock_widget(PLUGIN, "3D reconstruction")
     _, encoder = viewer.window.add_plugin_dock_widget(PLUGIN, "VAE encoding")
-    _reconstruction(recon, viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=1), name="slice"),
-                    size=24, iters=100_000)
+    _long_reconstruction(recon, viewer)
     _training(encoder, viewer, epochs=10_000)
     workers = [recon.run(), encoder.run_training()]
     qtbot.waitUntil(lambda: len(recon._history) >= 1 and encoder.progress.bar.value() > 0, timeout=60_000)
@@ -119,8 +124,7 @@ def test_a_refused_close_leaves_the_run_going(make_napari_viewer, qtbot, message
 
     viewer = make_napari_viewer()
     _, recon = viewer.window.add_plugin_dock_widget(PLUGIN, "3D reconstruction")
-    _reconstruction(recon, viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=1), name="slice"),
-                    size=24, iters=100_000)
+    _long_reconstruction(recon, viewer)
     worker = recon.run()
     qtbot.waitUntil(lambda: len(recon._history) >= 1, timeout=60_000)
     with monkeypatch.context() as patch:  # as when the user answers no to napari's "close the window?"
@@ -135,8 +139,7 @@ def test_a_refused_close_leaves_the_run_going(make_napari_viewer, qtbot, message
 def test_removing_the_dock_stops_its_run(make_napari_viewer, qtbot, messages):
     viewer = make_napari_viewer()
     _, recon = viewer.window.add_plugin_dock_widget(PLUGIN, "3D reconstruction")
-    _reconstruction(recon, viewer.add_labels(make_two_phase((32, 32), 0.4, 2.0, seed=1), name="slice"),
-                    size=24, iters=100_000)
+    _long_reconstruction(recon, viewer)
     worker = recon.run()
     qtbot.waitUntil(lambda: len(recon._history) >= 1, timeout=60_000)
     viewer.window.remove_dock_widget(recon)
