@@ -38,7 +38,7 @@ def wait_until(condition, timeout: float = 300.0) -> None:
         QApplication.processEvents()
         time.sleep(0.02)
         if time.time() - start > timeout:
-            sys.exit("demo: timed out waiting for the segmentation worker")
+            sys.exit("demo: timed out waiting for a widget's worker")
 
 
 def main() -> None:
@@ -114,6 +114,7 @@ def pipeline() -> None:
     enc.encode_layer.value = ceramics
     enc.stride.value = 16
     enc.run_encode()  # fingerprints in the layer's metadata and a PCA-coloured fingerprint map
+    wait_until(lambda: enc.progress.worker is None)
     _, trav = viewer.window.add_plugin_dock_widget(PLUGIN, "Latent traversal")
     trav.use_encoding_model()
     trav.source.value = ceramics
@@ -124,10 +125,10 @@ def pipeline() -> None:
     print(trav.report.text())
     viewer.dims.set_current_step(0, 1)
     trav.volume_side.value = 64
-    before = len(viewer.layers)
     trav.structures_from_step()  # the step's fingerprint -> descriptors -> a sharp 2D image and a 64^3 volume
-    wait_until(lambda: trav.progress.worker is None and len(viewer.layers) == before + 2)
-    image, volume = viewer.layers[-2], viewer.layers[-1]
+    wait_until(lambda: trav.progress.worker is None)
+    image, volume = (next(layer for layer in viewer.layers if layer.name.endswith(f"{dims} from fingerprint"))
+                     for dims in ("2D", "3D"))
     real, _ = real_patches(trav.model, ceramics.data, "phases")
     tiles = [image.data[y:y + 64, x:x + 64] for y in (0, 64) for x in (0, 64)]
     slices = [volume.data[k] for k in range(0, 64, 8)] + [volume.data[:, k] for k in range(0, 64, 8)]
@@ -136,6 +137,8 @@ def pipeline() -> None:
     for layer in viewer.layers:
         layer.visible = layer is volume
     viewer.dims.ndisplay = 3
+    viewer.reset_view()  # (resets the camera angles too)
+    viewer.camera.angles = (15.0, 30.0, 145.0)
     save_screenshot(viewer, "demo_pipeline.png")
 
 
