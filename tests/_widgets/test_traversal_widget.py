@@ -243,6 +243,7 @@ def test_sharp_structures_from_a_step(make_napari_viewer, qtbot, messages, model
     widget.run_walk()
     _wait(widget, qtbot)
     widget.volume_side.value = 24
+    widget.structure_evals.value = 300
     widget.structures_from_step()
     _wait(widget, qtbot)
     image, volume = viewer.layers[-2], viewer.layers[-1]
@@ -253,3 +254,4 @@ def test_sharp_structures_from_a_step(make_napari_viewer, qtbot, messages, model
     fraction = target.values["2d"]["volume_fractions"][0]
     assert set(np.unique(image.data)) == {0, 1} and abs(image.data.mean() - fraction) < 0.03
     assert abs(volume.data.mean() - fraction) < 0.05
+    assert volume.metadata["evaluations"] <= 300  # the widget's budget was used
