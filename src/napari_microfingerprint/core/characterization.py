@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 from skimage.segmentation import expand_labels
 
-from .validation import InputError, check_int, check_labels, spacing_array
+from .validation import InputError, check_int, check_labels, compact_labels, spacing_array
 
 
 def phase_fractions(phases) -> dict[int, float]:
@@ -65,7 +65,7 @@ def neighbour_pairs(labels, periodic: bool = False, max_gap: int = 1) -> np.ndar
 
     Labels are first grown by ``max_gap`` pixels into label 0, so grains separated by a boundary line up to
     ``2 * max_gap`` pixels wide count as neighbours (use 0 for label maps without boundary pixels)."""
-    lab = check_labels(labels, "labels", relabel=True)
+    lab, inverse = compact_labels(check_labels(labels, "labels"))
     max_gap = check_int(max_gap, "max_gap", 0, max(lab.shape))
     if max_gap > 0 and (lab == 0).any():
         if periodic:
@@ -83,8 +83,8 @@ def neighbour_pairs(labels, periodic: bool = False, max_gap: int = 1) -> np.ndar
             b = np.take(lab, np.arange(1, lab.shape[ax]), axis=ax)
         keep = (a != b) & (a > 0) & (b > 0)
         pairs.append(np.stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])], axis=1))
-    allp = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=lab.dtype)
-    return np.unique(allp, axis=0)
+    allp = np.unique(np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=lab.dtype), axis=0)
+    return allp if inverse is None else inverse[allp]  # the caller's own label ids
 
 
 def line_intercept_length(
@@ -103,7 +103,8 @@ def line_intercept_length(
     ``intercept = n_lines / sum(crossings_i / L_i)``. Lines are sampled every half pixel; a boundary is a
     change between two non-zero labels along the line (label 0, a boundary network, is skipped); runs shorter
     than ``min_run`` samples are ignored so that a line running along a pixel-staircase boundary does not count
-    its steps as crossings. Returns ``nan`` when no line crosses a boundary.
+    its steps as crossings. Returns ``nan`` when no line crosses a boundary; a map without grains (all 0) is an
+    :class:`InputError`.
     """
     lab = check_labels(labels, "labels")
     ndim = lab.ndim
@@ -178,7 +179,7 @@ def grain_statistics(
     ``mean_intercept_length``, ``lamellae_direction_deg`` (2D: axial mean of grain orientations weighted by
     their elongation ``1 - 1/aspect^2``, paper 001 2.6.3), ``labelled_fraction`` and ``units``.
     """
-    lab = check_labels(labels, "labels", relabel=True)
+    lab, inverse = compact_labels(check_labels(labels, "labels"))
     ndim = lab.ndim
     sp = spacing_array(spacing, ndim)
     max_gap = check_int(max_gap, "max_gap", 0, max(lab.shape))
@@ -212,7 +213,8 @@ def grain_statistics(
     touches = border[labels_present]
 
     axes = "zyx"[3 - ndim:]
-    table = {"label": labels_present, ("area" if ndim == 2 else "volume"): size, "equivalent_radius": radius,
+    table = {"label": labels_present if inverse is None else inverse[labels_present],
+             ("area" if ndim == 2 else "volume"): size, "equivalent_radius": radius,
              "n_neighbours": n_neigh}
     for k, ax in enumerate(axes):
         table[f"centroid_{ax}"] = centroid[:, k]

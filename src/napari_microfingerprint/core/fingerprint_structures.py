@@ -102,7 +102,7 @@ def fit_descriptor_head(model: VAEModel, images: Sequence[np.ndarray], stride: i
     limit_to = check_int(limit_to, "limit_to", 1)
     check_limit_to(limit_to, (p, p))
     neighbours = check_int(neighbours, "neighbours", 1, 1000)
-    step = max(1, p // 4) if stride is None else check_int(stride, "stride", 1, p)
+    step = max(1, p // 4) if stride is None else check_int(stride, "stride", 1)
     if isinstance(images, np.ndarray) and images.ndim == 2:
         images = [images]
     data = [prepare_input(model, im) for im in images]

@@ -27,7 +27,7 @@ random windows of the slice against the 2D metrics of the structure's slices.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -380,9 +380,9 @@ def structure_report_iter(structure, reference=None, spacing: Sequence[float] | 
         raise InputError(f"unit={unit!r} must be a text such as 'um' or 'px'.")
     if phases is None:
         phases = [p for p in range(n_phases) if (lab == p).any()]
-    elif isinstance(phases, str) or not isinstance(phases, Sequence):
+    elif isinstance(phases, str) or not isinstance(phases, Iterable):
         raise InputError(f"phases={phases!r} must be a list of phase numbers, e.g. [1].")
-    phases = [check_int(p, "phases entry", 0) for p in phases]
+    phases = sorted(check_int(p, "phases entry", 0) for p in phases)
     bad = [p for p in phases if p >= max(n_phases, 2)]
     if bad:
         raise InputError(f"phases={bad} do not occur in the structure (phases 0..{n_phases - 1}).")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
@@ -228,7 +228,8 @@ def fit_pixel_classifier(images, scribbles, sigma_min: float = 1.0, sigma_max: f
         raise InputError(f"{len(images)} image(s) but {len(scribbles)} scribble array(s); give one scribble array "
                          "per image.")
     features = (features,) if isinstance(features, str) else features
-    if not isinstance(features, Sequence) or not all(isinstance(k, str) for k in features):
+    features = list(features) if isinstance(features, Iterable) else features
+    if not isinstance(features, list) or not all(isinstance(k, str) for k in features):
         raise InputError(f"features={features!r} must be a list of feature kinds from {', '.join(FEATURE_KINDS)}.")
     unknown = sorted(set(features) - set(FEATURE_KINDS))
     if unknown:

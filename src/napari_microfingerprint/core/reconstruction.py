@@ -103,8 +103,9 @@ class ReconstructionSettings:
         put("max_iter", check_int(self.max_iter, "max_iter", 1, 10**9))
         check_choice(self.dtype, "dtype", ("float32", "float64"))
         check_choice(self.connectivity, "connectivity", CONNECTIVITY)
-        if not isinstance(self.device, str):
-            raise InputError(f"device={self.device!r} must be 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+        if not isinstance(self.device, str | torch.device):
+            raise InputError(f"device={self.device!r} must be 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a "
+                             "torch.device.")
         put("seed", check_int(self.seed, "seed", 0, 2**63 - 1))
         put("learning_rate", check_positive(self.learning_rate, "learning_rate"))
         put("history_size", check_int(self.history_size, "history_size", 1, 1000))

@@ -333,7 +333,7 @@ def segment_grains_iter(
 ) -> Generator[Progress, None, np.ndarray]:
     """Generator form of :func:`segment_grains`: yields :class:`Progress` between stages."""
     ridge_scale = check_positive(ridge_scale, "ridge_scale")
-    min_distance = check_int(min_distance, "min_distance", 1)
+    min_distance = max(1, check_int(min_distance, "min_distance", 0))  # 0 and 1 both allow adjacent peaks
     min_size = check_int(min_size, "min_size", 0)
     if h is not None:
         h = check_float(h, "h", low=0.0)

@@ -134,7 +134,7 @@ def make_grain_structure(
         steps = GRAIN_STAGES[stage]
     else:
         steps = check_int(stage, "stage (Monte Carlo steps)", 0, 100_000)
-    temperature = check_positive(temperature, "temperature")
+    temperature = check_float(temperature, "temperature", 0.0)  # 0: zero-temperature Potts growth
     start = voronoi_labels(shp, n_grains, seed=seed)
     return potts_grain_growth(start, [steps], temperature=temperature, seed=seed, device=device)[0]
 

@@ -146,7 +146,9 @@ def spanning_diffusivity(active: np.ndarray, axis: int, tol: float = 1e-8) -> fl
 def tortuosity(structure, phase: int = 1, axes: Sequence[int | str] | None = None) -> dict[str, TransportResult]:
     """:func:`effective_diffusivity` of ``phase`` along each of ``axes`` (default: all), keyed by axis name."""
     lab = check_labels(structure, "structure")
-    if axes is not None and (isinstance(axes, str | int) or not isinstance(axes, Sequence)):
+    if isinstance(axes, np.ndarray):
+        axes = axes.tolist()
+    if axes is not None and (isinstance(axes, str | int) or not isinstance(axes, Sequence | set)):
         axes = [axes]
     chosen = range(lab.ndim) if axes is None else [axis_index(a, lab.ndim) for a in axes]
     out = {}

@@ -46,6 +46,13 @@ def looks_rgb(arr: np.ndarray) -> bool:
     return arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) >= 8
 
 
+def _to_unit(arr: np.ndarray) -> np.ndarray:
+    """An RGB(A) array as floats in [0, 1]: integer images are divided by their dtype's maximum."""
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float64) / np.iinfo(arr.dtype).max
+    return arr.astype(np.float64)
+
+
 def as_spatial_array(data, what: str = "image") -> np.ndarray:
     """Return ``data`` as a 2D or 3D numeric numpy array, or raise :class:`InputError`.
 
@@ -81,7 +88,7 @@ def check_greyscale(image, what: str = "image") -> np.ndarray:
     if looks_rgb(arr):
         warnings.warn(f"The {what} looks like an RGB(A) image {arr.shape}; it was converted to greyscale.",
                       UserWarning, stacklevel=2)
-        arr = to_greyscale(arr.astype(np.float64) / (255.0 if arr.dtype == np.uint8 else 1.0), rgb=True)
+        arr = to_greyscale(_to_unit(arr), rgb=True)
     arr = as_spatial_array(arr, what)
     if arr.dtype == bool:
         arr = arr.astype(np.float64)
@@ -101,10 +108,10 @@ def check_greyscale(image, what: str = "image") -> np.ndarray:
 def check_labels(labels, what: str = "label map", relabel: bool = False) -> np.ndarray:
     """Validate an integer label map (2D/3D, integer or boolean, non-negative); RGB images are refused.
 
-    With ``relabel``, label values larger than the number of pixels (sparse ids such as 2**40, which would make
-    per-label tables allocate by the largest value) are renumbered 1..N in order, with a warning."""
+    With ``relabel``, sparse huge label values are renumbered 1..N in order (:func:`compact_labels`), for
+    functions whose result does not name the labels."""
     arr = _as_array(labels, what)
-    if looks_rgb(arr):
+    if arr.dtype == np.uint8 and looks_rgb(arr):  # 8-bit colour; wider integer data with 3 or 4 columns are labels
         raise InputError(
             f"The {what} looks like an RGB(A) image {arr.shape}; labels need one whole number per pixel. Segment the "
             "image first (segment_phases / segment_grains), or pass one channel, e.g. data[..., 0]."
@@ -131,17 +138,33 @@ def check_labels(labels, what: str = "label map", relabel: bool = False) -> np.n
         if arr.max() >= 2**63:
             raise InputError(f"The {what} holds values up to {arr.max()}; labels must be below 2**63.")
         arr = arr.astype(np.int64)
-    if relabel and int(arr.max()) > arr.size:
-        from skimage.segmentation import relabel_sequential
-
-        warnings.warn(f"The {what} holds label values up to {int(arr.max())}, more than its {arr.size} pixels; "
-                      "the labels were renumbered 1..N.", UserWarning, stacklevel=2)
-        arr = relabel_sequential(arr)[0]
+    if relabel:
+        arr, _ = compact_labels(arr)
     return arr
 
 
+#: Label values up to this (or up to the pixel count, if larger) are kept as they are; per-label tables allocated
+#: by value then take at most about 0.4 GB.
+MAX_DENSE_LABEL = 2**22
+
+
+def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sparse huge label values (ids such as 2**40, which would make per-label tables allocate by the largest
+    value) renumbered 1..N in order, with the map back to the original ids (``original = inverse[new]``);
+    ``(labels, None)`` when the values are small enough to keep (see :data:`MAX_DENSE_LABEL`)."""
+    if int(labels.max()) <= max(labels.size, MAX_DENSE_LABEL):
+        return labels, None
+    from skimage.segmentation import relabel_sequential
+
+    compact, _, inverse = relabel_sequential(labels)
+    return compact, np.asarray(inverse)
+
+
 def check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:
-    """``value`` as an int (whole-number floats are accepted) inside ``[low, high]``, or :class:`InputError`."""
+    """``value`` as an int (whole-number floats and 0-d arrays are accepted) inside ``[low, high]``, or
+    :class:`InputError`."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
     ok = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and math.isfinite(value)
                                                  and float(value).is_integer())
     if isinstance(value, bool) or not ok:
@@ -155,6 +178,8 @@ def check_int(value, name: str, low: int | None = None, high: int | None = None)
 def check_float(value, name: str, low: float | None = None, high: float | None = None,
                 open_low: bool = False, open_high: bool = False) -> float:
     """``value`` as a finite float inside ``[low, high]`` (ends excluded with ``open_low`` / ``open_high``)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise InputError(f"{name}={value!r} must be a finite number{_range_text(low, high, open_low, open_high)}.")
     out = float(value)
@@ -172,11 +197,14 @@ def check_positive(value, name: str) -> float:
 
 
 def _range_text(low, high, open_low: bool = False, open_high: bool = False) -> str:
+    def show(v) -> str:
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
     parts = []
     if low is not None:
-        parts.append(f"{'>' if open_low else '>='} {low:g}")
+        parts.append(f"{'>' if open_low else '>='} {show(low)}")
     if high is not None:
-        parts.append(f"{'<' if open_high else '<='} {high:g}")
+        parts.append(f"{'<' if open_high else '<='} {show(high)}")
     return (" " + " and ".join(parts)) if parts else ""
 
 

@@ -57,6 +57,8 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
     :class:`InputError` naming the problem."""
     base = model_base(path)
     weights_path, config_path = Path(f"{base}.safetensors"), Path(f"{base}.json")
+    if not config_path.exists() and Path(path).with_suffix(".json").exists():  # saved as run.* by version 0.1
+        weights_path, config_path = Path(path).with_suffix(".safetensors"), Path(path).with_suffix(".json")
     try:
         meta = json.loads(config_path.read_text())
     except (OSError, ValueError) as err:
@@ -107,7 +109,7 @@ def encode_iter(model: VAEModel, image, stride: int | None = None) -> Generator[
         raise InputError(f"image has shape {data.shape}; fingerprints are taken of 2D images. Pick one slice.")
     if min(data.shape) < p:
         raise InputError(f"the image {data.shape} is smaller than the model's patch size {p}; tile or crop it.")
-    step = max(1, p // 2) if stride is None else check_int(stride, "stride", 1, p)
+    step = max(1, p // 2) if stride is None else check_int(stride, "stride", 1)
     views = np.lib.stride_tricks.sliding_window_view(data, (p, p))[::step, ::step]  # no copy
     rows, cols = views.shape[:2]
     device = next(model.net.parameters()).device
@@ -129,6 +131,8 @@ def decode(model: VAEModel, z) -> np.ndarray:
     """Images decoded from fingerprints ``(latent,)`` or ``(n, latent)``, in the training data's units."""
     check_model(model)
     single = np.ndim(z) == 1
+    if np.ndim(z) == 3:  # a fingerprint map (rows, cols, latent) from encode
+        z = np.reshape(z, (-1, np.shape(z)[-1]))
     zz = torch.as_tensor(check_fingerprints(z, "z", model.config["latent_dim"]), dtype=torch.float32)
     p = model.config["patch_size"]
     check_fits(len(zz) * p * p * 4 * 2, f"Decoding {len(zz)} fingerprints into {p} x {p} images",

@@ -6,7 +6,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,8 +114,9 @@ def _as_inputs(images: Sequence[np.ndarray], transform: str, patch_size: int) ->
     balance otherwise."""
     if isinstance(images, np.ndarray) and images.ndim == 2:
         images = [images]
-    if isinstance(images, (str, bytes)) or not isinstance(images, Sequence | np.ndarray):
+    if isinstance(images, (str, bytes)) or not isinstance(images, Iterable):
         raise InputError(f"images must be a list of 2D arrays, got {type(images).__name__}.")
+    images = list(images)
     if len(images) == 0:
         raise InputError("images is empty: no training images were given.")
     arrays = [check_image(im, f"training image {k + 1} of {len(images)}") for k, im in enumerate(images)]
