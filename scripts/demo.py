@@ -138,7 +138,7 @@ def pipeline() -> None:
         layer.visible = layer is volume
     viewer.dims.ndisplay = 3
     viewer.reset_view()  # (resets the camera angles too)
-    viewer.camera.angles = (15.0, 30.0, 145.0)
+    viewer.scene.camera.angles = (15.0, 30.0, 145.0)
     save_screenshot(viewer, "demo_pipeline.png")
 
 
