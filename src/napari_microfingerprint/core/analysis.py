@@ -23,7 +23,6 @@ from .segmentation import segment_phases
 from .vae.data import sliding_windows
 from .validation import (
     InputError,
-    as_spatial_array,
     check_choice,
     check_fingerprints,
     check_greyscale,
@@ -110,7 +109,6 @@ def window_properties(image: np.ndarray, patch_size: int, stride: int, name: str
     returns their fingerprints (its map flattened row by row)."""
     check_choice(name, "name", PATCH_PROPERTIES)
     image = check_labels(image, "image", relabel=True) if is_labels else check_greyscale(image, "image")
-    as_spatial_array(image)
     if image.ndim != 2:
         raise InputError(f"image has shape {image.shape}; window properties are measured on 2D images.")
     patch_size = check_int(patch_size, "patch_size", 2, min(image.shape))
