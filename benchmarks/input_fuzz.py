@@ -172,8 +172,10 @@ def _phase_values(f: Fixtures, base: np.ndarray) -> list[tuple[str, object, str]
 
 
 #: A peak distance beyond the image is used as the image size: it finds the same single peak, so the result is the
-#: one asked for (no refusal needed).
-PEAK_BEYOND_IMAGE = {"huge": "either"}
+#: one asked for (no refusal needed); 0 allows adjacent peaks, as 1 does.
+PEAK_BEYOND_IMAGE = {"huge": "either", "0": "either"}
+#: An encoding stride beyond the image samples one window: sparse sampling, asked for.
+SPARSE_STRIDE = {"huge": "either"}
 #: Functions that work on any label values (smoothing, transport through one phase) may take these.
 ANY_LABELS = {"50 labels": "either", "huge label": "either"}
 
@@ -266,7 +268,8 @@ def entries(f: Fixtures) -> list[tuple[str, dict, dict]]:
         ("labels_to_boundaries", {"labels": gr}, {"labels": _override(_grain_values(f), {"all zero": "either"})}),
         ("labels_to_distance", {"labels": gr}, {"labels": _grain_values(f), "spacing": _spacing_values(2)}),
         ("distance_to_labels", {"distance": m_distance(gr)},
-         {"distance": _override(_grey_values(f), {"negative": "refuse"}), "min_distance": _override(_int_values(1), PEAK_BEYOND_IMAGE),
+         {"distance": _override(_grey_values(f), {"negative": "refuse"}),
+          "min_distance": _override(_int_values(1), PEAK_BEYOND_IMAGE),
           "h": _float_values(), "min_size": _int_values(0)}),
         ("grain_statistics", {"labels": gr}, {"labels": _grain_values(f), "spacing": _spacing_values(2),
                                               "n_lines": _int_values(1), "max_gap": _int_values(0)}),
@@ -320,7 +323,7 @@ def entries(f: Fixtures) -> list[tuple[str, dict, dict]]:
                                                        "tol": _float_values()}),
         ("reference_tortuosity", {"structure": vol}, {"structure": _phase_values(f, vol)}),
         ("encode", {"model": f.model, "image": f.large}, {"model": _model_values(f), "image": _grey_values(f, f.large),
-                                                   "stride": _int_values(1)}),
+                                                   "stride": _override(_int_values(1), SPARSE_STRIDE)}),
         ("decode", {"model": f.model, "z": f.z[:4]}, {"model": _model_values(f), "z": _fingerprint_values(4)}),
         ("sample_latent", {"model": f.model, "fingerprints": f.z, "n": 3},
          {"fingerprints": _fingerprint_values(4), "n": _int_values(1)}),
@@ -395,7 +398,7 @@ def entries(f: Fixtures) -> list[tuple[str, dict, dict]]:
           "max_iter": _int_values(1)}),
         ("encode_folder", {"model": f.model, "folder": str(f.tmp / "images")},
          {"folder": [("missing", str(f.tmp / "nope"), "refuse"), ("file", str(f.tmp / "good.npy"), "refuse")],
-          "stride": _int_values(1)}),
+          "stride": _override(_int_values(1), SPARSE_STRIDE)}),
         ("segment_folder", {"folder": str(f.tmp / "images"), "out_folder": str(f.tmp / "seg")},
          {"folder": [("missing", str(f.tmp / "nope"), "refuse")], "kind": _enum_values()}),
     ]
