@@ -37,9 +37,10 @@ PHASE_METHODS = ("otsu", "multiotsu", "manual")
 GRAIN_SOURCES = ("auto", "boundaries", "binary", "distance")
 BOUNDARIES = ("auto", "dark", "bright")
 #: Histogram bins of the multi-Otsu search per class count. scikit-image searches every combination of
-#: ``classes - 1`` thresholds among the bins, C(bins, classes - 1) of them: with 256 bins 4 classes take 0.06 s,
-#: 5 classes 8.6 s and 6 classes hours (measured on a 256^2 image, 2 cores). Fewer bins keep 5 and 6 classes
-#: under a second (0.15 s with 96 bins, 0.19 s with 64); beyond 6 phases give thresholds or use the pixel classifier.
+#: ``classes - 1`` thresholds among the bins, C(bins, classes - 1) of them: with 256 bins 4 classes take 0.02 s,
+#: 5 classes 2.5 s and 6 classes about 50 times longer (2 minutes in the widget; 256^2 image, 2 cores, quiet
+#: machine). Fewer bins keep 5 and 6 classes near 0.05 s (96 and 64 bins); beyond 6 phases give thresholds or use
+#: the pixel classifier.
 OTSU_BINS = {2: 256, 3: 256, 4: 256, 5: 96, 6: 64}
 MAX_OTSU_PHASES = max(OTSU_BINS)
 MAX_PHASES = 16
