@@ -69,21 +69,32 @@ def _stack(structures, name: str) -> list[np.ndarray]:
     return out
 
 
-def normalised_autocorrelation(structure: np.ndarray, n_phases: int, limit_to: int) -> np.ndarray:
-    """``(S2(r) - phi^2) / (phi - phi^2)`` of every channel of a phase map (phase 1 alone for two phases), over
-    the half-plane offsets up to ``limit_to``, flattened; NaN for a channel that is absent or fills the patch."""
-    field = channels(indicator(structure, n_phases)).unsqueeze(0)
+def normalised_autocorrelation(structures: np.ndarray, n_phases: int, limit_to: int) -> np.ndarray:
+    """``(S2(r) - phi^2) / (phi - phi^2)`` of every channel of a phase map ``(H, W)`` or of a batch of them
+    ``(N, H, W)`` (phase 1 alone for two phases), over the half-plane offsets up to ``limit_to``, flattened per
+    map (one batched FFT for the batch); NaN for a channel that is absent or fills the map."""
+    batch = np.asarray(structures)
+    single = batch.ndim == 2
+    field = channels(indicator(batch[None] if single else batch, n_phases)).movedim(0, 1)  # (N, C, H, W)
     with torch.no_grad():
-        s2 = two_point_correlation(field, limit_to=limit_to)[0].numpy().reshape(field.shape[1], -1)
-    phi = s2[:, :1]  # offset (0, 0) comes first: S2(0) = <I^2> = phi
+        s2 = two_point_correlation(field, limit_to=limit_to).numpy().reshape(field.shape[0], field.shape[1], -1)
+    phi = s2[:, :, :1]  # offset (0, 0) comes first: S2(0) = <I^2> = phi
     with np.errstate(divide="ignore", invalid="ignore"):
-        return ((s2 - phi**2) / (phi - phi**2)).ravel()
+        curves = ((s2 - phi**2) / (phi - phi**2)).reshape(len(s2), -1)
+    return curves[0] if single else curves
 
 
 def _phase_values(structures: list[np.ndarray], n_phases: int, limit_to: int) -> dict[str, np.ndarray]:
-    """Volume fractions ``(N,)`` per phase and normalised autocorrelations ``(N, K)``."""
+    """Volume fractions ``(N,)`` per phase and normalised autocorrelations ``(N, K)`` (structures of one shape in
+    one batch)."""
     fractions = {p: np.array([float((s == p).mean()) for s in structures]) for p in range(n_phases)}
-    curves = np.stack([normalised_autocorrelation(s, n_phases, limit_to) for s in structures])
+    curves = np.empty((len(structures), 0))
+    for shape in {s.shape for s in structures}:
+        index = [k for k, s in enumerate(structures) if s.shape == shape]
+        batch = normalised_autocorrelation(np.stack([structures[k] for k in index]), n_phases, limit_to)
+        if curves.shape[1] == 0:
+            curves = np.full((len(structures), batch.shape[1]), np.nan)
+        curves[index] = batch
     return {**{f"volume fraction of phase {p}": v for p, v in fractions.items()}, "S2": curves}
 
 
