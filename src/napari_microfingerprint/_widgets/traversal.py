@@ -271,9 +271,6 @@ class TraversalWidget(QWidget):
         except Exception as err:  # noqa: BLE001
             report_error(err, "Latent walk")
             return None
-        p = model.config["patch_size"]
-        if real is not None and (real.shape[0] // p) * (real.shape[1] // p) < 3:
-            real = None  # fewer than 3 real patches: no spread to judge the walk against
 
         def work() -> Generator[Progress, None, tuple[LatentWalk, list[dict] | None, GenerationQuality | str | None]]:
             yield Progress(0, 3, "encoding and decoding")

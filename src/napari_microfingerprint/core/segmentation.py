@@ -342,8 +342,8 @@ def segment_grains_iter(
     img = check_image(image)
     spacing = check_spacing(spacing, img.ndim)
     source, boundary = resolve_grain_source(img, source, boundary, ridge_scale)
-    if source != "binary":
-        check_greyscale(img, "distance map" if source == "distance" else "image")
+    if source != "binary":  # checked once, before the size checks; later steps get the float64 array as it is
+        img = check_greyscale(img, "distance map" if source == "distance" else "image")
     min_distance = min(min_distance, max(img.shape))  # a larger peak distance finds the same single peak
     check_int(min_size, "min_size", 0, img.size)
     total = 4
@@ -357,7 +357,7 @@ def segment_grains_iter(
         distance = ndimage.distance_transform_edt(fg, sampling=spacing)
         mask, landscape, keep_zero = fg, -distance, True
     elif source == "distance":
-        distance = check_greyscale(img, "distance map")
+        distance = img
         if distance.min() < 0:
             raise InputError(f"the distance map holds negative values (min {distance.min():g}); distances to the "
                              "nearest boundary are 0 or positive. Pass source='boundaries' for a micrograph.")
