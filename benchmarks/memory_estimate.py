@@ -24,6 +24,8 @@ CASES = {
     "3d96": {"shape": (96, 96, 96), "phases": 2, "descriptors": ("volume_fractions", "s2", "variation")},
     "3d128": {"shape": (128, 128, 128), "phases": 2, "descriptors": ("volume_fractions", "s2", "variation")},
     "3d64-3phase": {"shape": (64, 64, 64), "phases": 3, "descriptors": ("volume_fractions", "s2", "variation")},
+    "3d64-chord_lengths": {"shape": (64, 64, 64), "phases": 2,
+                           "descriptors": ("volume_fractions", "s2", "variation", "chord_lengths")},
     "3d64-tortuosity": {"shape": (64, 64, 64), "phases": 2, "descriptors": ("volume_fractions", "s2", "variation"),
                         "tortuosity": 2.0},
 }

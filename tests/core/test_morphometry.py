@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_microfingerprint import InputError, cluster_labels, make_two_phase, structure_report
-from napari_microfingerprint.core.connectivity import bridge_mask, despeckle
+from napari_microfingerprint.core.connectivity import bridge_mask, despeckle, dissolve_fragments, mean_chord
 from napari_microfingerprint.core.morphometry import chord_lengths, local_thickness, triple_phase_boundary_density
 
 
@@ -129,6 +129,21 @@ def test_cluster_labels_bridges_and_specks():
     bridged = clean.copy()
     bridged[bridge] = 1
     assert cluster_labels(bridged, 1).max() == 1  # one cluster now
+
+
+def test_dissolve_fragments_keeps_the_matrix_whole():
+    vol = np.zeros((32, 32, 32), dtype=np.uint8)  # matrix 0
+    vol[4:28, 4:28, 4:28] = 1  # a pore block
+    vol[10:13, 10:13, 10:13] = 0  # a 27-voxel fragment of the matrix floating in the pore
+    vol[14:27, 14:27, 14:27] = 0  # a 2197-voxel piece, larger than a ball of half the matrix's mean chord
+    vol[1, 1, 1] = 1  # a one-voxel pore in the matrix: the pore is not a matrix, so it stays
+    radius = mean_chord(vol == 0) / 4
+    assert 27 < 4 / 3 * np.pi * radius**3 < 2197
+    out = dissolve_fragments(vol, [0])
+    assert (out[10:13, 10:13, 10:13] == 1).all()  # dissolved into the surrounding pore
+    assert (out[14:27, 14:27, 14:27] == 0).all() and out[1, 1, 1] == 1
+    assert ((out != vol).sum()) == 27
+    assert (dissolve_fragments(vol, []) == vol).all()
 
 
 def test_structure_report_refuses_missing_phases():

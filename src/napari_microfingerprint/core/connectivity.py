@@ -18,7 +18,8 @@ In the decision stages, clusters of a network phase that the optimisation cut of
 ball of half the phase's mean chord length (small closed pores exist in real rock) are bridged to the largest
 cluster by a face-connected path one voxel thick on each side (:func:`bridge_mask`); the later stages restore
 the descriptors around the bridge. Before the last stage, specks of one or two voxels are given to their
-neighbours' phase (:func:`despeckle`).
+neighbours' phase (:func:`despeckle`), and so are the small cut-off fragments of a matrix phase, one with more
+than half of the volume (:func:`dissolve_fragments`).
 """
 from __future__ import annotations
 
@@ -96,28 +97,62 @@ def bridge_mask(labels: np.ndarray, phase: int) -> np.ndarray:
     return bridges
 
 
+def _neighbour_counts(labels: np.ndarray) -> np.ndarray:
+    """``(P, *shape)``: for each voxel, how many of its face neighbours (periodic) hold each phase."""
+    counts = np.zeros((int(labels.max()) + 1, *labels.shape), dtype=np.int16)
+    for ax in range(labels.ndim):
+        for shift in (1, -1):
+            rolled = np.roll(labels, shift, axis=ax)
+            for p in range(counts.shape[0]):
+                counts[p] += rolled == p
+    return counts
+
+
+def _give_away(out: np.ndarray, where: np.ndarray, phase: int, counts: np.ndarray) -> None:
+    """Set the voxels ``where`` (of ``phase``) of ``out`` to the other phase most common among their neighbours."""
+    if where.any():
+        others = counts[:, where].copy()
+        others[phase] = -1
+        out[where] = others.argmax(axis=0)
+
+
 def despeckle(labels: np.ndarray, max_size: int = 2) -> np.ndarray:
     """``labels`` with every face-connected cluster of at most ``max_size`` voxels (of any phase) given to the
     phase most common among its face neighbours (periodic). Such specks are left by the decision of the soft
     field: they add boundary for the variation descriptor at almost no cost in the others, and each adds one
     to the Euler characteristic and to the cluster count."""
     out = labels.copy()
-    n_phases = int(labels.max()) + 1
-    counts = np.zeros((n_phases, *labels.shape), dtype=np.int16)
-    for ax in range(labels.ndim):
-        for shift in (1, -1):
-            rolled = np.roll(labels, shift, axis=ax)
-            for p in range(n_phases):
-                counts[p] += rolled == p
-    for p in range(n_phases):
+    counts = _neighbour_counts(labels)
+    for p in range(counts.shape[0]):
         clusters, n = ndi.label(labels == p)
         if n == 0:
             continue
         small = np.bincount(clusters.ravel()) <= max_size
         small[0] = False
-        where = small[clusters]
-        if where.any():
-            others = counts[:, where].copy()
-            others[p] = -1
-            out[where] = others.argmax(axis=0)
+        _give_away(out, small[clusters], p, counts)
+    return out
+
+
+def dissolve_fragments(labels: np.ndarray, phases: Sequence[int]) -> np.ndarray:
+    """``labels`` with the cut-off clusters of each matrix phase in ``phases`` that are not larger than a ball
+    of half its mean chord length (the size below which :func:`bridge_mask` leaves a network phase's clusters
+    alone) given to their neighbours' phase. A matrix (the phase with most of the volume) is one body in a
+    consolidated material; its small floating fragments are left by the decision of the soft field, not by the
+    descriptors (Leopard, middle slice: 10 fragments of 1-21 voxels in the 64^3 reconstruction, none in the
+    real rock's 64^3 crops beyond pieces cut by the crop's faces)."""
+    out = labels.copy()
+    counts = None
+    for p in phases:
+        mask = labels == p
+        clusters, n = ndi.label(mask)
+        if n < 2:
+            continue
+        sizes = np.bincount(clusters.ravel())
+        sizes[0] = 0
+        radius = mean_chord(mask) / 4
+        min_size = 4.0 / 3.0 * np.pi * radius**3 if labels.ndim == 3 else np.pi * radius**2
+        fragment = sizes <= min_size
+        fragment[[0, int(sizes.argmax())]] = False
+        counts = _neighbour_counts(labels) if counts is None else counts
+        _give_away(out, fragment[clusters], p, counts)
     return out

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from .characterization import phase_fractions
-from .connectivity import ARCHIE_EXPONENT, bridge_mask, despeckle, network_phases
+from .connectivity import ARCHIE_EXPONENT, bridge_mask, despeckle, dissolve_fragments, network_phases
+from .descriptors.morphology import chord_lengths_for
 from .descriptors.registry import get_descriptor
 from .descriptors.sets import (
     AXES_3D,
@@ -189,6 +190,8 @@ def estimate_memory(shape: Sequence[int], n_phases: int, names: Sequence[str], l
             per_voxel += ch * (8 * 4 * limit_to + 10)
         elif n == "lineal_path":
             per_voxel += ch * (6 * 4 * limit_to + 4)
+        elif n == "chord_lengths":  # both phases when one channel; 3 axes x 2 directions x the saved products
+            per_voxel += max(ch, 2) * 6 * (5 * len(chord_lengths_for(limit_to)) + 4)
         else:
             per_voxel += ch * _MEMORY_FACTORS.get(n, 20.0)
     per_voxel += 24 * transport_phases
@@ -307,11 +310,11 @@ def _bridge(theta: torch.Tensor, phases: list[int], beta: float) -> torch.Tensor
     return out
 
 
-def _despeckle(theta: torch.Tensor) -> torch.Tensor:
-    """Give the voxels of specks (:func:`despeckle`) of logits ``(P, *shape)`` to their neighbours' phase by
-    raising its logit."""
+def _despeckle(theta: torch.Tensor, matrix: Sequence[int]) -> torch.Tensor:
+    """Give the voxels of specks (:func:`despeckle`) and of the matrix phases' small fragments
+    (:func:`dissolve_fragments`) of logits ``(P, *shape)`` to their neighbours' phase by raising its logit."""
     labels = theta.argmax(dim=0).cpu().numpy()
-    cleaned = torch.as_tensor(despeckle(labels), device=theta.device)
+    cleaned = torch.as_tensor(dissolve_fragments(despeckle(labels), matrix), device=theta.device)
     changed = cleaned != torch.as_tensor(labels, device=theta.device)
     out = theta.detach().clone()
     top = out.max(dim=0).values
@@ -465,6 +468,7 @@ def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, f
     theta = None
     cancelled = False
     beta_now = 1.0
+    matrix = [p for p, v in enumerate(_fractions(target)) if v > 0.5]
     for level in levels:
         f = 2**level
         lshape = tuple(v // f for v in shape)
@@ -496,7 +500,7 @@ def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, f
             if level == 0 and beta == BRIDGE_BETA and transport and transport[0].floors:
                 theta = _each(theta, _bridge, sorted({p for p, _ in transport[0].floors}), beta)
             if level == 0 and beta == BETA_STAGES[-1] and s.connectivity == "auto" and len(shape) == 3:
-                theta = _each(theta, _despeckle)
+                theta = _each(theta, _despeckle, matrix)
             for term in transport:
                 term.straight_through = level == 0 and beta >= STRAIGHT_THROUGH_BETA
             theta, done = yield from _optimise(problem, theta, beta, evals, s, history, budget, label, cancel,
@@ -506,6 +510,8 @@ def _descend(target: DescriptorSet, shape: tuple[int, ...], weights: dict[str, f
                 break
         if cancelled:
             break
+    if not cancelled and s.decide and s.connectivity == "auto" and len(shape) == 3:
+        theta = _each(theta, _despeckle, matrix)  # the last stage leaves a few new specks
     if cancelled and theta.shape[2:] != shape:
         theta = _upsample(theta.detach(), shape)
     return [_finish(target, one, beta_now, list(history), start, cancelled, s, device, seed)

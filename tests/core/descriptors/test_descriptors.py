@@ -7,6 +7,7 @@ from napari_microfingerprint.core.descriptors import available_descriptors, get_
 from napari_microfingerprint.core.descriptors import registry as registry_module
 from napari_microfingerprint.core.descriptors.correlations import half_plane_offsets, line_offsets
 from napari_microfingerprint.core.descriptors.gram import feature_extractor
+from napari_microfingerprint.core.descriptors.morphology import chord_lengths_for
 from napari_microfingerprint.core.descriptors.sets import evaluate, slices
 
 RNG = np.random.default_rng(0)
@@ -65,7 +66,8 @@ def _rel(a, b):
 
 
 def test_registry_lists_the_builtins():
-    assert {"volume_fractions", "s2", "s3", "gram", "variation", "lineal_path"} <= set(available_descriptors())
+    assert {"volume_fractions", "s2", "s3", "gram", "variation", "lineal_path", "chord_lengths"} <= set(
+        available_descriptors())
 
 
 def test_volume_fractions_and_s2_against_brute_force():
@@ -136,7 +138,57 @@ def test_single_disk_lineal_path():
     assert np.all(np.diff(lp[:6]) < 0)
 
 
-@pytest.mark.parametrize("name", ["volume_fractions", "s2", "s3", "variation", "lineal_path", "gram"])
+def ring_runs(line: np.ndarray) -> list[int]:
+    """Lengths of the runs of 1 on a periodic line, by walking it from a 0 (none for an all-1 line)."""
+    if line.all():
+        return []
+    start = int(np.argmin(line))
+    runs, n = [], 0
+    for v in np.roll(line, -start):
+        if v:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    return runs + ([n] if n else [])
+
+
+@pytest.mark.parametrize("phases", [2, 3])
+def test_chord_lengths_against_counted_runs(phases):
+    """On a phase map, S_p(r) is the share of the periodic runs of phase p (rows, then columns) of length >= r."""
+    lab = RNG.integers(0, phases, (3, 17, 40))
+    lab[0, :, :12] = 0  # long runs of phase 0 in the first slice
+    onehot = np.stack([lab == p for p in range(phases)], 1).astype(float)
+    seen = onehot[:, 1:2] if phases == 2 else onehot  # what channels() hands a descriptor
+    got = get_descriptor("chord_lengths").func(torch.from_numpy(seen), limit_to=4).numpy()
+    lengths = chord_lengths_for(4)
+    assert lengths == [2, 3, 4, 6, 8, 12, 16]
+    order = [1, 0] if phases == 2 else list(range(phases))  # two phases: the channel, then its complement
+    for b in range(3):
+        expected = []
+        for lines in (lab[b], lab[b].T):  # rows (along x), then columns (along y)
+            for p in order:
+                runs = np.array(sum((ring_runs(line == p) for line in lines), []))
+                count = len(runs) / lab[b].size + 1e-4
+                expected += [[(runs >= r).sum() / lab[b].size / count for r in lengths]]
+        want = np.array(expected).reshape(2, len(order), -1).transpose(1, 0, 2).reshape(-1)  # channel, axis, r
+        np.testing.assert_allclose(got[b], want, rtol=1e-9, atol=1e-12)
+
+
+def test_chord_lengths_of_stripes():
+    """Stripes of width 5 along x: every chord is 5 long along x; along y every column is one phase (no chords)."""
+    stripes = ((np.arange(40) // 5) % 2).astype(float)[None, :].repeat(16, 0)[None, None]
+    got = get_descriptor("chord_lengths").func(torch.from_numpy(stripes), limit_to=2).numpy()[0]
+    lengths = np.array(chord_lengths_for(2))
+    per_phase = got.reshape(2, 2, len(lengths))  # (channel and its complement, along x / along y, length)
+    along_x, along_y = per_phase[:, 0], per_phase[:, 1]
+    for phase_share in along_x:  # each phase: one chord per 10 px, all of them 5 long
+        np.testing.assert_allclose(phase_share, np.where(lengths <= 5, 0.1 / (0.1 + 1e-4), 0.0), rtol=1e-9)
+    assert np.all(along_y == 0)
+
+
+@pytest.mark.parametrize("name", ["volume_fractions", "s2", "s3", "variation", "lineal_path", "chord_lengths",
+                                  "gram"])
 def test_gradcheck(name):
     torch.manual_seed(0)
     x = (torch.rand(1, 1, 6, 6, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)

@@ -1,7 +1,7 @@
 """Differentiable, periodic microstructure descriptors of batched 2D indicator slices, in one registry.
 
 Importing this package registers the built-in descriptors: ``volume_fractions``, ``s2``, ``s3``, ``gram``,
-``variation`` and ``lineal_path``.
+``variation``, ``lineal_path`` and ``chord_lengths``.
 """
 from . import correlations, gram, morphology  # noqa: F401 - register the built-in descriptors
 from .registry import (
