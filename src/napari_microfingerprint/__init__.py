@@ -48,7 +48,7 @@ from .core.segmentation import (
 from .core.smoothing import smooth
 from .core.synthetic import make_grain_structure, make_lamellae, make_micrograph, make_particles, make_two_phase
 from .core.transport import TransportResult, effective_diffusivity, tortuosity
-from .core.vae.model_io import decode, decode_labels, encode, load_model, save_model
+from .core.vae.model_io import decode, decode_labels, encode, load_builtin_model, load_model, save_model
 from .core.vae.training import VAEModel, train_vae, train_vae_iter
 from .core.validation import InputError
 
@@ -94,6 +94,7 @@ __all__ = [
     "labels_to_distance",
     "line_intercept_length",
     "load_example",
+    "load_builtin_model",
     "load_model",
     "make_grain_structure",
     "make_lamellae",

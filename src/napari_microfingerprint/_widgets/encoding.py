@@ -18,7 +18,15 @@ from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QWidget
 from ..core.progress import Progress
 from ..core.vae.data import load_image_folder
 from ..core.vae.fingerprint_map import pca_rgb
-from ..core.vae.model_io import decode, decode_labels, encode_iter, load_model, save_model
+from ..core.vae.model_io import (
+    BUILTIN_MODELS,
+    decode,
+    decode_labels,
+    encode_iter,
+    load_builtin_model,
+    load_model,
+    save_model,
+)
 from ..core.vae.models import MODELS
 from ..core.vae.training import PAPER_SETTINGS, TRANSFORMS, TrainingProgress, VAEModel, train_vae_iter
 from ..core.validation import InputError, check_fits
@@ -71,6 +79,9 @@ class EncodingWidget(QWidget):
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button = QPushButton("Load model...")
         self.load_button.clicked.connect(self._load_dialog)
+        self.builtin_button = QPushButton("Load built-in model")
+        self.builtin_button.setToolTip(BUILTIN_MODELS["li2018-two-phase"]["about"])
+        self.builtin_button.clicked.connect(self.load_builtin)
 
         self.encode_layer = ComboBox(label="layer", choices=self._layers)
         self.stride = SpinBox(label="stride (0 = half a patch)", value=0, min=0, max=4096)
@@ -87,7 +98,7 @@ class EncodingWidget(QWidget):
         self.status.setWordWrap(True)
 
         build_dock(self, [("Train", train_form, [self.paper_button, self.train_button, self.save_button,
-                                                 self.load_button]),
+                                                 self.load_button, self.builtin_button]),
                           ("Encode / decode", use_form, [self.encode_button, self.decode_button])],
                    [self.progress, self.plot, self.status])
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -218,6 +229,16 @@ class EncodingWidget(QWidget):
             report_error(err, "Load model")
             return
         self._set_status(f"loaded from {path}")
+        self.patch_size.value = self.model.config["patch_size"]
+
+    def load_builtin(self) -> None:
+        """Load the model shipped with the package (:func:`~..core.vae.model_io.load_builtin_model`)."""
+        try:
+            self.model = load_builtin_model()
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Load built-in model")
+            return
+        self._set_status("built-in li2018-two-phase (ceramics and sandstone; open them from File > Open Sample)")
         self.patch_size.value = self.model.config["patch_size"]
 
     def _save_dialog(self) -> None:

@@ -24,7 +24,7 @@ from ..core.progress import Progress
 from ..core.reconstruction import ReconstructionResult, reconstruct_iter
 from ..core.segmentation import segment_phases
 from ..core.vae.data import sliding_windows
-from ..core.vae.model_io import encode, load_model
+from ..core.vae.model_io import BUILTIN_MODELS, encode, load_builtin_model, load_model
 from ..core.vae.training import VAEModel
 from ..core.validation import InputError, check_int, check_positive
 from ._common import ProgressRow, ask_model_file, build_dock, layer_2d, report_error
@@ -64,6 +64,9 @@ class TraversalWidget(QWidget):
         self.use_encoder_button.clicked.connect(self.use_encoding_model)
         self.load_button = QPushButton("Load model...")
         self.load_button.clicked.connect(self._load_dialog)
+        self.builtin_button = QPushButton("Load built-in model")
+        self.builtin_button.setToolTip(BUILTIN_MODELS["li2018-two-phase"]["about"])
+        self.builtin_button.clicked.connect(self.load_builtin)
         self.model_label = QLabel("No model: load one or use the encoding widget's.")
         self.model_label.setWordWrap(True)
 
@@ -122,7 +125,7 @@ class TraversalWidget(QWidget):
         self.report = QLabel("")
         self.report.setWordWrap(True)
         build_dock(self, [("Model", Container(widgets=[]), [self.use_encoder_button, self.load_button,
-                                                            self.model_label]),
+                                                            self.builtin_button, self.model_label]),
                           ("Walk the latent space", walk_form, [self.walk_button, self.send_button,
                                                                 self.structure_button]),
                           ("Fingerprint analysis", analysis_form, [self.analyse_button, self.classify_button])],
@@ -161,6 +164,16 @@ class TraversalWidget(QWidget):
             self.set_model(load_model(path), f"loaded from {path}")
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Load model")
+
+    def load_builtin(self) -> None:
+        """Use the model shipped with the package; its training micrographs are the ceramics and sandstone
+        samples (File > Open Sample), whose windows the structures from a fingerprint take their descriptors
+        from."""
+        try:
+            self.set_model(load_builtin_model(), "built-in li2018-two-phase: open the ceramics or sandstone sample "
+                                                 "as the 'from layer'")
+        except Exception as err:  # noqa: BLE001
+            report_error(err, "Load built-in model")
 
     def _load_dialog(self) -> None:
         path = ask_model_file(self)

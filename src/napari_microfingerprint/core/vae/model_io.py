@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator
+from importlib.resources import as_file, files
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ def save_model(model: VAEModel, path: str | Path) -> tuple[str, str]:
     base = model_base(path)
     if base.is_dir() or not base.name:
         raise InputError(f"path={str(path)!r} is a folder; give a file name inside it, e.g. {base / 'model'}.")
+    if not base.parent.is_dir():
+        raise InputError(f"the folder {base.parent} does not exist; create it first or save elsewhere.")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
     weights_path, config_path = Path(f"{base}.safetensors"), Path(f"{base}.json")
     save_file(weights, str(weights_path))
@@ -84,6 +87,30 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
                          f"{config['patch_size']} and latent {config['latent_dim']}: {str(err)[:300]}") from err
     net.to(device).eval()
     return VAEModel(net, config, {**empty_history(), **meta.get("history", {})})
+
+
+#: Models shipped in the package's ``data`` folder: name -> file stem and what it was trained on (see
+#: ``data/ATTRIBUTION.md`` and ``scripts/train_builtin_model.py``, which reproduces them).
+BUILTIN_MODELS: dict[str, dict[str, str]] = {
+    "li2018-two-phase": {
+        "file": "li2018_two_phase_vae",
+        "about": "paper 000's convolutional VAE, 64 px patches, 16-dimensional fingerprints, trained on the "
+                 "bundled ceramics and sandstone phase maps (Li et al. 2018, CC BY 4.0)",
+    },
+}
+
+
+def load_builtin_model(name: str = "li2018-two-phase", device: str = "cpu") -> VAEModel:
+    """A VAE shipped with the package (:data:`BUILTIN_MODELS`), ready to encode, walk and decode right after
+    installing; read with :func:`load_model` (safetensors and JSON, no pickle)."""
+    if name not in BUILTIN_MODELS:
+        raise InputError(f"unknown built-in model {name!r}; choose one of {', '.join(BUILTIN_MODELS)}.")
+    data, stem = files("napari_microfingerprint") / "data", BUILTIN_MODELS[name]["file"]
+    with as_file(data / f"{stem}.safetensors") as weights, as_file(data / f"{stem}.json") as config:
+        if not (weights.exists() and config.exists()):
+            raise InputError(f"the built-in model {name!r} is missing from this installation ({weights.parent}); "
+                             "reinstall the package, or train it with scripts/train_builtin_model.py.")
+        return load_model(weights, device=device)
 
 
 def prepare_input(model: VAEModel, image) -> np.ndarray:
