@@ -30,6 +30,8 @@ def test_save_load_gives_identical_outputs(grain_model, tmp_path):
     z = encode(grain_model, image)
     np.testing.assert_array_equal(decode(back, z), decode(grain_model, z))
     assert back.history == grain_model.history
+    with pytest.raises(InputError, match="does not exist"):  # a missing folder is named, not a Rust I/O error
+        save_model(grain_model, tmp_path / "no_such_folder" / "m")
 
 
 def test_corrupt_and_mismatched_files_are_refused(grain_model, tmp_path):

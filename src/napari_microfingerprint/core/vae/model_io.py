@@ -103,7 +103,7 @@ BUILTIN_MODELS: dict[str, dict[str, str]] = {
 def load_builtin_model(name: str = "li2018-two-phase", device: str = "cpu") -> VAEModel:
     """A VAE shipped with the package (:data:`BUILTIN_MODELS`), ready to encode, walk and decode right after
     installing; read with :func:`load_model` (safetensors and JSON, no pickle)."""
-    if name not in BUILTIN_MODELS:
+    if not isinstance(name, str) or name not in BUILTIN_MODELS:
         raise InputError(f"unknown built-in model {name!r}; choose one of {', '.join(BUILTIN_MODELS)}.")
     data, stem = files("napari_microfingerprint") / "data", BUILTIN_MODELS[name]["file"]
     with as_file(data / f"{stem}.safetensors") as weights, as_file(data / f"{stem}.json") as config:
