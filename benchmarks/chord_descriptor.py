@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import report as write_report
 
 from napari_microfingerprint import match, structure_report
 from napari_microfingerprint.core.descriptors.sets import DEFAULT_WEIGHTS
 from napari_microfingerprint.core.morphometry import chord_lengths
-
-from _report import report as write_report
 
 CHORDS = ("chord_mean_z", "chord_mean_y", "chord_mean_x")
 

@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import report as write_report
 
 from napari_microfingerprint import match, structure_report, tortuosity
-
-from _report import report as write_report
 
 METRICS = ("volume_fraction", "specific_surface", "euler_density", "cluster_density", "largest_cluster_share",
            "percolating_axes", "chord_mean_z", "chord_mean_y", "chord_mean_x", "pore_size_mean",
