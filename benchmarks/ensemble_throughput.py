@@ -5,8 +5,8 @@ Modes, each on a fresh store with the same seeds:
 - ``serial``: one process, one volume after another (torch threads chosen by the governor: all free cores);
 - ``dask``: :func:`reconstruct_ensemble` on a ``LocalCluster`` of one single-threaded worker process per core.
 
-On a GPU (``--device cuda``) the Dask mode runs one worker that owns the device (``reconstruct_ensemble``'s
-rule), so the table compares one volume at a time with batches of ``--batch`` seeds in one optimisation.
+On a GPU (``--device cuda``, or ``auto`` where one exists) both rows run in this process, on the device: one
+volume at a time against batches of ``--batch`` seeds in one optimisation.
 
     python benchmarks/ensemble_throughput.py [--n 6] [--size 64] [--device cpu|cuda] [--batch 4]
 """
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from napari_microfingerprint import characterize, load_example, reconstruct_ensemble
+from napari_microfingerprint.core.device import resolve_device
 from napari_microfingerprint.core.threads import cpu_count
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     print("| mode | volumes | wall s | s per volume (task) | volumes per hour | max S2 error | undecided |")
     print("|---|---|---|---|---|---|---|")
     modes = [("serial, 1 process", "serial", 1), (f"Dask LocalCluster, {cpu_count()} x 1 thread", None, 1)]
-    if args.device != "cpu":
+    if resolve_device(args.device).type != "cpu":
         modes = [("serial, one at a time", "serial", 1), (f"serial, batches of {args.batch}", "serial", args.batch)]
     for mode, client, batch in modes:
         store = Path(tempfile.mkdtemp()) / "ens"

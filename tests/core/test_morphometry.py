@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from napari_microfingerprint import InputError, cluster_labels, make_two_phase, structure_report
-from napari_microfingerprint.core.connectivity import bridge_mask, despeckle, dissolve_fragments, mean_chord
+from napari_microfingerprint.core.connectivity import (
+    bridge_mask,
+    despeckle,
+    dissolve_fragments,
+    mean_chord,
+    periodic_clusters,
+)
 from napari_microfingerprint.core.morphometry import chord_lengths, local_thickness, triple_phase_boundary_density
 
 
@@ -144,6 +150,51 @@ def test_dissolve_fragments_keeps_the_matrix_whole():
     assert (out[14:27, 14:27, 14:27] == 0).all() and out[1, 1, 1] == 1
     assert ((out != vol).sum()) == 27
     assert (dissolve_fragments(vol, []) == vol).all()
+
+
+def _ring_components(mask: np.ndarray) -> set[frozenset]:
+    """Brute force: face-connected components of ``mask`` on the periodic grid, by breadth-first search."""
+    seen, parts = set(), set()
+    for start in map(tuple, np.argwhere(mask)):
+        if start in seen:
+            continue
+        part, todo = {start}, [start]
+        while todo:
+            here = todo.pop()
+            for ax in range(mask.ndim):
+                for step in (1, -1):
+                    nb = list(here)
+                    nb[ax] = (nb[ax] + step) % mask.shape[ax]
+                    nb = tuple(nb)
+                    if mask[nb] and nb not in part:
+                        part.add(nb)
+                        todo.append(nb)
+        seen |= part
+        parts.add(frozenset(part))
+    return parts
+
+
+@pytest.mark.parametrize("shape", [(13, 11), (6, 7, 5)])
+def test_periodic_clusters_against_a_search_on_the_ring(shape):
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        mask = rng.random(shape) < 0.45
+        labels, n = periodic_clusters(mask)
+        got = {frozenset(map(tuple, np.argwhere(labels == k))) for k in range(1, n + 1)}
+        assert got == _ring_components(mask) and (labels[~mask] == 0).all()
+
+
+def test_dissolve_fragments_wraps_and_gives_whole_fragments_to_their_neighbours():
+    vol = np.full((24, 24, 24), 2, dtype=np.uint8)  # phase 2 is the pore here
+    vol[:, :, 0:12] = 0  # the matrix: a slab on the x = 0 face ...
+    vol[10:14, 10:14, 20:24] = 0  # ... and a 64-voxel piece on the other x face, joined to it through the wrap
+    vol[2:5, 2:5, 20] = 1  # phase 1 in the pore, not a matrix
+    vol[3:6, 3:6, 14:17] = 0  # a 3x3x3 matrix fragment inside the pore
+    assert 4 / 3 * np.pi * (mean_chord(vol == 0) / 4) ** 3 > 64  # the piece is small: only the wrap keeps it
+    out = dissolve_fragments(vol, [0])
+    assert (out[3:6, 3:6, 14:17] == 2).all()  # the whole fragment, centre included, goes to its neighbours' phase
+    assert (out[10:14, 10:14, 20:24] == 0).all()  # joined through the wrap: not a fragment
+    assert ((out != vol).sum()) == 27
 
 
 def test_structure_report_refuses_missing_phases():

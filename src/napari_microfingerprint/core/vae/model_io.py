@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Generator
-from importlib.resources import as_file, files
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +107,16 @@ def load_builtin_model(name: str = "li2018-two-phase", device: str = "cpu") -> V
     if not isinstance(name, str) or name not in BUILTIN_MODELS:
         raise InputError(f"unknown built-in model {name!r}; choose one of {', '.join(BUILTIN_MODELS)}.")
     data, stem = files("napari_microfingerprint") / "data", BUILTIN_MODELS[name]["file"]
-    with as_file(data / f"{stem}.safetensors") as weights, as_file(data / f"{stem}.json") as config:
-        if not (weights.exists() and config.exists()):
-            raise InputError(f"the built-in model {name!r} is missing from this installation ({weights.parent}); "
-                             "reinstall the package, or train it with scripts/train_builtin_model.py.")
-        return load_model(weights, device=device)
+    parts = [data / f"{stem}.safetensors", data / f"{stem}.json"]
+    if not all(p.is_file() for p in parts):
+        raise InputError(f"the built-in model {name!r} is missing from this installation; reinstall the package, "
+                         "or train it with scripts/train_builtin_model.py.")
+    if isinstance(data, Path):
+        return load_model(parts[0], device=device)
+    with tempfile.TemporaryDirectory() as folder:  # a zipped installation: both files side by side on disk
+        for p in parts:
+            (Path(folder) / p.name).write_bytes(p.read_bytes())
+        return load_model(Path(folder) / f"{stem}.safetensors", device=device)
 
 
 def prepare_input(model: VAEModel, image) -> np.ndarray:
