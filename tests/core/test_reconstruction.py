@@ -152,6 +152,7 @@ def _grain_pack(shape, porosity, radius, seed):
 
 def test_connected_pore_space_stays_connected():
     from napari_microfingerprint import structure_report, tortuosity
+    from napari_microfingerprint.core.connectivity import periodic_clusters
 
     vol = _grain_pack((64, 64, 64), 0.2, 4, seed=0)  # porosity 0.25, percolating along every axis
     assert all(r.percolating for r in tortuosity(vol, 1).values())
@@ -164,8 +165,10 @@ def test_connected_pore_space_stays_connected():
     # measured: default 3 axes, largest cluster 0.999; descriptors only: 2 axes, 0.47
     assert pores["percolating_axes"] == 3 and pores["largest_cluster_share"] > 0.95
     assert loose[1].values["largest_cluster_share"] < pores["largest_cluster_share"] - 0.2
-    # the grains (the matrix, 3/4 of the volume) stay one body: 1 cluster; descriptors only leave 11
-    assert grains["clusters"] == 1 and loose[0].values["clusters"] > 3
+    # the grains (the matrix, 3/4 of the volume) stay one body on the periodic box: 1 cluster; descriptors only
+    # leave several (measured: 11 in the box, 9 on the periodic grid)
+    assert periodic_clusters(res.labels == 0)[1] == 1 and periodic_clusters(free.labels == 0)[1] > 3
+    assert grains["clusters"] <= 2  # the box's faces may cut the one body
     assert abs(res.labels.mean() - slice_.mean()) < 0.02  # the prior does not buy connectivity with porosity
     assert res.errors["z"]["s2"] < 0.2
 
