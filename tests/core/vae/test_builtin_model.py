@@ -16,10 +16,10 @@ from napari_microfingerprint import (
     structure_from_fingerprint,
 )
 from napari_microfingerprint.core.generation_quality import real_patches
-from napari_microfingerprint.core.validation import InputError
 from napari_microfingerprint.core.vae.model_io import BUILTIN_MODELS, prepare_input
 from napari_microfingerprint.core.vae.models import build_model
 from napari_microfingerprint.core.vae.training import VAEModel
+from napari_microfingerprint.core.validation import InputError
 
 MATERIALS = ("ceramics", "sandstone")  # trained on columns 0-191 of each; 192-255 are held out
 
@@ -76,3 +76,24 @@ def test_generated_structures_pass_the_measure(model):
     made = [structure_from_fingerprint(head, z, (64, 64), seed=k).labels for k, z in enumerate(walk.z)]
     real, _ = real_patches(model, image, "phases")
     assert generation_quality(made, real).passed
+
+
+def test_builtin_model_loads_from_a_zipped_installation(model, monkeypatch):
+    """Installed as a zip, the package's files are no paths on disk; both files are read and loaded together."""
+    import io
+    import zipfile
+    from importlib.resources import files
+
+    from napari_microfingerprint.core.vae import model_io
+
+    data = files("napari_microfingerprint") / "data"
+    stem = BUILTIN_MODELS["li2018-two-phase"]["file"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for suffix in (".safetensors", ".json"):
+            archive.writestr(f"napari_microfingerprint/data/{stem}{suffix}", (data / f"{stem}{suffix}").read_bytes())
+    root = zipfile.Path(zipfile.ZipFile(io.BytesIO(buffer.getvalue())), "napari_microfingerprint/")
+    monkeypatch.setattr(model_io, "files", lambda package: root)
+    zipped = model_io.load_builtin_model()
+    image = load_example("ceramics")[:64, :64]
+    np.testing.assert_array_equal(encode(zipped, image), encode(model, image))
