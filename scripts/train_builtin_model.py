@@ -36,6 +36,7 @@ from napari_microfingerprint import (
     train_vae,
 )
 from napari_microfingerprint.core.generation_quality import real_patches
+from napari_microfingerprint.core.vae.data import sliding_windows
 from napari_microfingerprint.core.vae.model_io import BUILTIN_MODELS, prepare_input
 from napari_microfingerprint.core.vae.models import build_model
 from napari_microfingerprint.core.vae.training import VAEModel
@@ -45,29 +46,29 @@ EXAMPLES = ("ceramics", "sandstone")
 HELD_OUT = 64
 
 
+STRIDE = 16
+
+
+def held_out_windows(model: VAEModel, image: np.ndarray) -> np.ndarray:
+    """The model-input windows that ``encode(model, image, stride=STRIDE)`` fingerprints, in the same order."""
+    return sliding_windows(prepare_input(model, image), model.config["patch_size"], STRIDE)[0]
+
+
+def fingerprints(model: VAEModel, image: np.ndarray) -> np.ndarray:
+    """The fingerprints of ``image``'s windows at ``STRIDE``, one row each."""
+    return encode(model, image, stride=STRIDE).reshape(-1, model.config["latent_dim"])
+
+
 def held_out_error(model: VAEModel, images: list[np.ndarray]) -> float:
-    """Mean squared error of ``decode(encode(window))`` over the windows (stride 16) of the held-out strips."""
-    errors = []
-    for image in images:
-        z = encode(model, image, stride=16).reshape(-1, model.config["latent_dim"])
-        x = prepare_input(model, image)
-        p = model.config["patch_size"]
-        windows = np.stack([x[r:r + p, c:c + p] for r in range(0, x.shape[0] - p + 1, 16)
-                            for c in range(0, x.shape[1] - p + 1, 16)])
-        errors.append(((decode(model, z) - windows) ** 2).mean(axis=(1, 2)))
+    """Mean squared error of ``decode(encode(window))`` over the windows of the held-out strips."""
+    errors = [((decode(model, fingerprints(model, im)) - held_out_windows(model, im)) ** 2).mean(axis=(1, 2))
+              for im in images]
     return float(np.concatenate(errors).mean())
 
 
 def mean_error(model: VAEModel, images: list[np.ndarray]) -> float:
     """The error of predicting each held-out window by its own mean value (a blurry-decoder baseline)."""
-    errors = []
-    p = model.config["patch_size"]
-    for image in images:
-        x = prepare_input(model, image)
-        windows = np.stack([x[r:r + p, c:c + p] for r in range(0, x.shape[0] - p + 1, 16)
-                            for c in range(0, x.shape[1] - p + 1, 16)])
-        errors.append(windows.var(axis=(1, 2)))
-    return float(np.concatenate(errors).mean())
+    return float(np.concatenate([held_out_windows(model, im).var(axis=(1, 2)) for im in images]).mean())
 
 
 def fingerprint_checks(model: VAEModel, train: list[np.ndarray], held: list[np.ndarray]) -> list[str]:
@@ -76,16 +77,16 @@ def fingerprint_checks(model: VAEModel, train: list[np.ndarray], held: list[np.n
     turned into 64^2 structures by the fingerprint -> descriptors bridge and judged by ``generation_quality``
     against the whole micrograph's windows)."""
     lines = []
-    centroids = [encode(model, im, stride=16).reshape(-1, 16).mean(axis=0) for im in train]
+    centroids = [fingerprints(model, im).mean(axis=0) for im in train]
     right = total = 0
     for k, im in enumerate(held):
-        z = encode(model, im, stride=16).reshape(-1, 16)
+        z = fingerprints(model, im)
         nearest = np.argmin([np.linalg.norm(z - c, axis=1) for c in centroids], axis=0)
         right, total = right + int((nearest == k).sum()), total + len(z)
     lines.append(f"held-out windows assigned to their material by the nearest training centroid: {right}/{total}")
     for name, tr, ho in zip(EXAMPLES, train, held):
         head = fit_descriptor_head(model, [tr])
-        walk = sample_latent(model, encode(model, ho, stride=16).reshape(-1, 16), n=8, seed=0)
+        walk = sample_latent(model, fingerprints(model, ho), n=8, seed=0)
         made = [structure_from_fingerprint(head, z, (64, 64), seed=k).labels for k, z in enumerate(walk.z)]
         real, _ = real_patches(model, load_example(name), "phases")
         lines.append(f"{name}: {generation_quality(made, real).summary()}")

@@ -16,6 +16,7 @@ from napari_microfingerprint import (
     structure_from_fingerprint,
 )
 from napari_microfingerprint.core.generation_quality import real_patches
+from napari_microfingerprint.core.vae.data import sliding_windows
 from napari_microfingerprint.core.vae.model_io import BUILTIN_MODELS, prepare_input
 from napari_microfingerprint.core.vae.models import build_model
 from napari_microfingerprint.core.vae.training import VAEModel
@@ -30,9 +31,7 @@ def model():
 
 
 def _windows(model, image):
-    x, p = prepare_input(model, image), model.config["patch_size"]
-    return np.stack([x[r:r + p, c:c + p] for r in range(0, x.shape[0] - p + 1, 16)
-                     for c in range(0, x.shape[1] - p + 1, 16)])
+    return sliding_windows(prepare_input(model, image), model.config["patch_size"], 16)[0]
 
 
 def _held_out_mse(model, images):

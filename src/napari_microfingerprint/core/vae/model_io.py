@@ -95,8 +95,8 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
 BUILTIN_MODELS: dict[str, dict[str, str]] = {
     "li2018-two-phase": {
         "file": "li2018_two_phase_vae",
-        "about": "paper 000's convolutional VAE, 64 px patches, 16-dimensional fingerprints, trained on the "
-                 "bundled ceramics and sandstone phase maps (Li et al. 2018, CC BY 4.0)",
+        "about": "paper 000's convolutional VAE with two blocks, 64 px patches, 16-dimensional fingerprints, "
+                 "trained on the bundled ceramics and sandstone phase maps (Li et al. 2018, CC BY 4.0)",
     },
 }
 
