@@ -163,6 +163,7 @@ CASES = [
     ("load_model", {"path": "missing-model"}, r"could not be read"),
     ("load_builtin_model", {"name": "potts-256"}, r"unknown built-in model.*li2018-two-phase"),
     ("load_builtin_model", {"name": ["li2018-two-phase"]}, r"unknown built-in model"),
+    ("load_builtin_model", {"device": "nope"}, r"unknown device 'nope'"),
     ("encode_folder", {"model": MODEL, "folder": "no-such-folder"}, r"not a folder"),
     ("segment_folder", {"folder": ".", "out_folder": "out", "kind": "texture"}, r"kind"),
     ("labels_to_boundaries", {"labels": np.stack([GRAINS] * 3, -1).astype(np.uint8)}, r"RGB"),

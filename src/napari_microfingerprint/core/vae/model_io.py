@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..device import resolve_device
 from ..progress import Progress, run_to_end
 from ..segmentation import distance_to_labels
 from ..validation import InputError, check_fingerprints, check_fits, check_int
@@ -58,7 +59,8 @@ def save_model(model: VAEModel, path: str | Path) -> tuple[str, str]:
 
 def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
     """Read a model written by :func:`save_model`; a missing, corrupt, truncated or mismatched file raises
-    :class:`InputError` naming the problem."""
+    :class:`InputError` naming the problem, and so does a device that does not exist here."""
+    target_device = resolve_device(device)
     base = model_base(path)
     weights_path, config_path = Path(f"{base}.safetensors"), Path(f"{base}.json")
     if not config_path.exists() and Path(path).with_suffix(".json").exists():  # saved as run.* by version 0.1
@@ -86,7 +88,7 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
     except (RuntimeError, TypeError, ValueError) as err:
         raise InputError(f"the weights do not fit a {config['architecture']} model with patch "
                          f"{config['patch_size']} and latent {config['latent_dim']}: {str(err)[:300]}") from err
-    net.to(device).eval()
+    net.to(target_device).eval()
     return VAEModel(net, config, {**empty_history(), **meta.get("history", {})})
 
 
