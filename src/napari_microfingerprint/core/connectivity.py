@@ -49,6 +49,13 @@ def mean_chord(mask: np.ndarray) -> float:
     return 2.0 * mask.ndim * float(mask.sum()) / max(crossings, 1)
 
 
+def small_cluster_size(mask: np.ndarray) -> float:
+    """Voxels of a ball (a disk in 2D) of half the mean chord of ``mask``: a cut-off cluster up to this size is
+    left alone by :func:`bridge_mask` and dissolved by :func:`dissolve_fragments`."""
+    radius = mean_chord(mask) / 4
+    return 4.0 / 3.0 * np.pi * radius**3 if mask.ndim == 3 else np.pi * radius**2
+
+
 def _path(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A face-connected voxel path from ``a`` to ``b`` that follows the straight segment (one axis per step)."""
     out = np.zeros(shape, dtype=bool)
@@ -79,8 +86,7 @@ def bridge_mask(labels: np.ndarray, phase: int) -> np.ndarray:
     sizes = np.bincount(clusters.ravel())
     sizes[0] = 0
     largest = int(sizes.argmax())
-    radius = mean_chord(mask) / 4
-    min_size = 4.0 / 3.0 * np.pi * radius**3 if labels.ndim == 3 else np.pi * radius**2
+    min_size = small_cluster_size(mask)
     dist, nearest = ndi.distance_transform_edt(clusters != largest, return_indices=True)
     budget = MAX_BRIDGE_SHARE * float(mask.sum())
     for k in np.argsort(sizes)[::-1]:
@@ -173,8 +179,7 @@ def dissolve_fragments(labels: np.ndarray, phases: Sequence[int]) -> np.ndarray:
             continue
         sizes = np.bincount(clusters.ravel())
         sizes[0] = 0
-        radius = mean_chord(mask) / 4
-        min_size = 4.0 / 3.0 * np.pi * radius**3 if labels.ndim == 3 else np.pi * radius**2
+        min_size = small_cluster_size(mask)
         fragment = sizes <= min_size
         fragment[[0, int(sizes.argmax())]] = False
         if not fragment.any():
