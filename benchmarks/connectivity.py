@@ -12,9 +12,12 @@ Data (not shipped; see ``../shared/data/MANIFEST.md``):
   crop, compared on 2D metrics (sections of the volume against windows of the whole slice), with the triple
   phase boundary density and the per-phase tortuosity of the volume;
 * target tortuosity: the Leopard slice with the pore tortuosity prescribed 20 % below and above the real crops'
-  (geometric) mean; the reached value per axis and the S2 error.
+  (geometric) mean; the reached value per axis and the S2 error;
+* the porous zone of the Leopard (y >= 55, where the sub-volume is nearly stationary; :func:`zones`): 36^3 from
+  three of its sections, several seeds, against 36^3 windows of the zone.
 
     python benchmarks/connectivity.py [--data ../shared/data] [--sizes 64 128] [--slices 50 15]
+        [--skip leopard anode target zones] [--zone-seeds 3]
 """
 from __future__ import annotations
 
@@ -137,12 +140,51 @@ def target_tortuosity(data: Path, z: int) -> list[dict]:
     return rows
 
 
+def zones(data: Path, seeds: int) -> tuple[list[dict], list[dict]]:
+    """The Leopard sub-volume is not stationary along y (porosity 0.07 above y = 45, 0.45 below y = 55), so a
+    64^3 crop mixes two rocks that a reconstruction from one slice, stationary by construction, cannot. Its porous
+    zone (y >= 55, 100 x 45 x 100) is nearly stationary: sections of it are reconstructed at 36^3 and compared
+    with 8 windows of 36^3 of the zone."""
+    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    profile = vol.mean(axis=(0, 2))
+    zone = vol[:, 55:, :]
+    print("porosity along y (every 10th):", np.round(profile[::10], 3).tolist(), "zone:", round(float(zone.mean()), 3))
+    rows, totals = [], {}
+    for z in (30, 50, 70):
+        for seed in range(seeds):
+            for name, conn in (("descriptors only", "off"), ("default (connected)", "auto")):
+                start = time.perf_counter()
+                res = match(zone[z], (36, 36, 36), connectivity=conn, seed=seed)
+                seconds = time.perf_counter() - start
+                rep = structure_report(res.labels, zone, n_windows=8, seed=0)
+                out = rep.comparison
+                outside = out[~out.inside]
+                taus = {p: [rep.phases[p].values[f"tortuosity_{a}"] for a in "zyx"] for p in (0, 1)}
+                rows.append({"section z": z, "porosity": round(float(zone[z].mean()), 3), "seed": seed,
+                             "method": name, "seconds": round(seconds, 1),
+                             "outside 2 sd": f"{len(outside)}/{len(out)}",
+                             "solid tortuosity z/y/x": "/".join(_fmt(t) for t in taus[0]),
+                             "pore tortuosity z/y/x": "/".join(_fmt(t) for t in taus[1]),
+                             "chord means outside": int(outside.metric.str.startswith("chord_mean").sum()),
+                             "s2 error (z)": round(res.errors["z"]["s2"], 3),
+                             "what is outside": ", ".join(f"{r.phase}:{r.metric}" for r in outside.itertuples())})
+                print(rows[-1], flush=True)
+                t = totals.setdefault(name, {"runs": 0, "outside": 0, "chords outside": 0, "not percolating": 0})
+                t["runs"] += 1
+                t["outside"] += len(outside)
+                t["chords outside"] += rows[-1]["chord means outside"]
+                t["not percolating"] += sum(not all(math.isfinite(v) for v in taus[p]) for p in (0, 1))
+    summary = [{"method": name, **t, "of metrics": t["runs"] * 32} for name, t in totals.items()]
+    return rows, summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--slices", type=int, nargs="+", default=[50, 15, 20])
-    parser.add_argument("--skip", nargs="*", default=[], choices=["leopard", "anode", "target"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["leopard", "anode", "target", "zones"])
+    parser.add_argument("--zone-seeds", type=int, default=3, help="seeds per section of the porous zone")
     args = parser.parse_args()
     print("load:", os.getloadavg())
     if "leopard" not in args.skip:
@@ -155,6 +197,10 @@ def main() -> None:
         write_report(rows, "connectivity_anode_metrics")
     if "target" not in args.skip:
         write_report(target_tortuosity(args.data, args.slices[0]), "connectivity_target_tortuosity")
+    if "zones" not in args.skip:
+        rows, summary = zones(args.data, args.zone_seeds)
+        write_report(rows, "connectivity_zones_runs")
+        write_report(summary, "connectivity_zones_summary")
     print("load:", os.getloadavg())
 
 
