@@ -154,6 +154,11 @@ CASES = [
     ("walk_quality", {"model": None, "walk": None, "real": GREY}, r"model"),
     ("fit_descriptor_head", {"model": MODEL, "images": [GREY]}, r"at least 64 x 64"),
     ("structure_from_fingerprint", {"head": None, "z": np.zeros(4), "shape": (32, 32)}, r"head"),
+    ("fit_grain_head", {"model": MODEL, "label_maps": [GRAINS]}, r"grain distance maps"),
+    ("grains_from_fingerprint", {"head": None, "z": np.zeros(4), "shape": (32, 32)}, r"head"),
+    ("grow_grains", {"shape": (16, 16), "mean_area": 20.0, "window": 32}, r"sections of at least 32"),
+    ("grow_grains", {"shape": (32, 32), "mean_area": float("nan"), "window": 32}, r"mean_area"),
+    ("grow_grains", {"shape": (32, 32), "mean_area": 20.0, "window": 32, "growth": 0.5}, r"growth"),
     # files
     ("write_microstructure", {"path": "x.tif", "data": None}, r"data"),
     ("write_microstructure", {"path": "x.tif", "data": PHASES, "scale": (1.0, -1.0)}, r"scale"),

@@ -10,6 +10,7 @@ from .core.characterization import grain_statistics, line_intercept_length, phas
 from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
 from .core.ensemble import reconstruct_ensemble, reconstruct_ensemble_iter
+from .core.fingerprint_grains import GrainHead, fit_grain_head, grains_from_fingerprint, grow_grains
 from .core.fingerprint_structures import DescriptorHead, fit_descriptor_head, structure_from_fingerprint
 from .core.folders import encode_folder, segment_folder
 from .core.generation_quality import GenerationQuality, generation_quality, walk_quality
@@ -58,6 +59,7 @@ __all__ = [
     "DescriptorHead",
     "DescriptorSet",
     "GenerationQuality",
+    "GrainHead",
     "InputError",
     "LatentWalk",
     "PixelClassifier",
@@ -83,11 +85,14 @@ __all__ = [
     "encode",
     "encode_folder",
     "fit_descriptor_head",
+    "fit_grain_head",
     "fit_pixel_classifier",
     "fit_property",
     "gaussian_cloud",
     "generation_quality",
+    "grains_from_fingerprint",
     "grain_statistics",
+    "grow_grains",
     "interpolate",
     "interpolate_latent",
     "labels_to_boundaries",

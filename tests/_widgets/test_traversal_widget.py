@@ -215,25 +215,47 @@ def test_progress_row_ends_done_or_failed(make_napari_viewer, qtbot, messages, m
     assert widget.progress.bar.format() == "failed" and "boom" in messages["error"][-1]
 
 
+def test_grain_structures_from_a_step(make_napari_viewer, qtbot, messages, model):
+    """A grain model's step predicts the grain size from the source label map's windows; the widget writes a 2D
+    grain map and a 3D grain volume (sections a patch a side) whose windows have that size, as the API predicts
+    and measures it; a source that is not a label map is refused with a notification."""
+    from napari_microfingerprint import fit_grain_head
+    from napari_microfingerprint.core.fingerprint_grains import window_mean_area
+
+    viewer = make_napari_viewer()
+    widget = TraversalWidget(viewer)
+    widget.set_model(model, "grains")
+    source = _grains(viewer, 3)
+    widget.source.value = source
+    widget.method.value = "Gaussian cloud"
+    widget.steps.value = 2
+    widget.run_walk()
+    _wait(widget, qtbot)
+    widget.volume_side.value = 24
+    widget.structures_from_step()
+    _wait(widget, qtbot)
+    grains2d, grains3d = viewer.layers[-2], viewer.layers[-1]
+    assert grains2d.data.shape == (128, 128) and grains3d.data.shape == (24, 64, 64)
+    assert "2D grains from fingerprint" in grains2d.name and "3D grains from fingerprint" in grains3d.name
+    step = int(viewer.dims.current_step[0])
+    area = fit_grain_head(model, [source.data]).predict(widget.walk.z[step])[0][0]
+    # the growth stops at the snapshot nearest the predicted area, about 25 % apart
+    assert window_mean_area(grains2d.data, 64) == pytest.approx(area, rel=0.2)
+    assert window_mean_area(grains3d.data, 64) == pytest.approx(area, rel=0.25)
+    widget.source.value = viewer.add_image(source.data.astype(float), name="grains as an image")
+    widget.structures_from_step()
+    assert "not a Labels layer" in messages["error"][-1]
+
+
 def test_sharp_structures_from_a_step(make_napari_viewer, qtbot, messages, model):
     """The step's fingerprint predicts descriptors from the source layer's windows; the widget writes a sharp 2D
-    image and 3D volume whose phase-1 fraction is the predicted one (as the API predicts it). A grain model is
-    refused with a notification."""
+    image and 3D volume whose phase-1 fraction is the predicted one (as the API predicts it)."""
     from napari_microfingerprint.core.fingerprint_structures import fit_descriptor_head
     from napari_microfingerprint.core.vae.models import build_model
     from napari_microfingerprint.core.vae.training import VAEModel
 
     viewer = make_napari_viewer()
     widget = TraversalWidget(viewer)
-    widget.set_model(model, "grains")
-    widget.source.value = _grains(viewer, 3)
-    widget.method.value = "Gaussian cloud"
-    widget.steps.value = 2
-    widget.run_walk()
-    _wait(widget, qtbot)
-    widget.structures_from_step()
-    _wait(widget, qtbot)
-    assert "grain distance maps" in messages["error"][-1]
     config = {"architecture": "conv", "patch_size": 64, "latent_dim": 4, "in_channels": 1, "transform": "intensity",
               "offset": 0.0, "scale": 1.0}
     intensity = VAEModel(build_model("conv", patch_size=64, latent_dim=4).eval(), config)

@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ..core.analysis import PATCH_PROPERTIES, REGRESSORS, classify, embed, fit_property, window_properties
 from ..core.characterization import grain_statistics
+from ..core.fingerprint_grains import fit_grain_head, grains_from_fingerprint_iter
 from ..core.fingerprint_structures import fit_descriptor_head
 from ..core.generation_quality import GenerationQuality, walk_quality
 from ..core.latent import LatentWalk, decoder_probes, gaussian_cloud, interpolate_latent, sample_latent, traverse
@@ -96,7 +97,8 @@ class TraversalWidget(QWidget):
         self.structure_button.setToolTip(
             "Two-phase micrograph models: the step's fingerprint predicts descriptors (volume fractions, S2, "
             "variation) from the source layer's nearest windows, and the descriptor reconstruction makes a sharp "
-            "2D image and a 3D volume with them.")
+            "2D image and a 3D volume with them. Grain models: the fingerprint predicts the grain size and R-n "
+            "slope from the source label map's nearest windows, and Potts grain growth makes grains of that size.")
         self.structure_button.clicked.connect(lambda: self.structures_from_step())
 
         self.analysis_layers = Select(label="layers", choices=self._layers)
@@ -356,10 +358,13 @@ class TraversalWidget(QWidget):
         return layer
 
     def structures_from_step(self) -> GeneratorWorker | None:
-        """In a worker: fit the fingerprint -> descriptors regression on the source layer's windows
-        (:func:`~..core.fingerprint_structures.fit_descriptor_head`), predict the shown step's descriptors and
-        reconstruct a 2D image (twice the patch a side) and a 3D volume from them, as new Labels layers. Cancel
-        keeps what is finished; a reconstruction cancelled before its first step is not written."""
+        """In a worker: from the shown step's fingerprint, a 2D structure (twice the patch a side) and a 3D volume,
+        as new Labels layers. A two-phase model fits the fingerprint -> descriptors regression on the source
+        layer's windows (:func:`~..core.fingerprint_structures.fit_descriptor_head`) and reconstructs from the
+        predicted descriptors; a grain model fits the fingerprint -> grain size regression on the source label
+        map's windows (:func:`~..core.fingerprint_grains.fit_grain_head`) and grows Potts grains to the predicted
+        size (3D sections at least a patch a side). Cancel keeps what is finished; a structure cancelled before
+        its first step is not written."""
         if self.progress.busy():
             return None
         try:
@@ -372,17 +377,30 @@ class TraversalWidget(QWidget):
             data = layer_2d(source)
             step = min(max(int(self.viewer.dims.current_step[0]), 0), len(self.walk.z) - 1)
             z, p, side = self.walk.z[step], model.config["patch_size"], self.volume_side.value
-            evaluations = self.structure_evals.value
+            evaluations, seed = self.structure_evals.value, self.seed.value
+            grains = model.config["transform"] == "distance"
+            if grains and not isinstance(source, Labels):
+                raise InputError(f"'{source.name}' is not a Labels layer; a grain model's structures take their "
+                                 "grain sizes from the windows of a grain label map.")
         except Exception as err:  # noqa: BLE001
             report_error(err, "Structures from a fingerprint")
             return None
         cancel = threading.Event()
+        shapes = (("2D", (2 * p, 2 * p)), ("3D", (side, max(side, p), max(side, p)) if grains else (side,) * 3))
 
-        def work() -> Generator[Any, None, list[tuple[str, ReconstructionResult]]]:
+        def work() -> Generator[Any, None, list[tuple[str, ReconstructionResult | np.ndarray]]]:
+            done: list[tuple[str, ReconstructionResult | np.ndarray]] = []
+            if grains:
+                yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their grain sizes")
+                head = fit_grain_head(model, [data], seed=seed)
+                for dims, shape in shapes:
+                    done.append((dims, (yield from grains_from_fingerprint_iter(head, z, shape, seed, cancel=cancel))))
+                    if cancel.is_set():
+                        break
+                return done
             yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their descriptors")
             target = fit_descriptor_head(model, [data]).predict(z)[0]
-            done = []
-            for dims, shape in (("2D", (2 * p, 2 * p)), ("3D", (side,) * 3)):
+            for dims, shape in shapes:
                 result = yield from reconstruct_iter(target, shape, cancel=cancel, max_iter=evaluations)
                 if result.evaluations > 0:
                     done.append((dims, result))
@@ -390,10 +408,16 @@ class TraversalWidget(QWidget):
                     break
             return done
 
-        def written(results: list[tuple[str, ReconstructionResult]]) -> None:
+        def written(results: list[tuple[str, ReconstructionResult | np.ndarray]]) -> None:
             if not results:
                 show_info("Cancelled before a structure was reached; nothing was written.")
-            for dims, result in results:
+            for i, (dims, result) in enumerate(results):
+                if isinstance(result, np.ndarray):
+                    state = " (cancelled, partly grown)" if cancel.is_set() and i == len(results) - 1 else ""
+                    self.viewer.add_labels(result, name=f"{self.walk_layer.name} step {step} {dims} grains from "
+                                                        f"fingerprint{state}",
+                                           metadata={"z": z, "grain_sizes_from": source.name, "seed": seed})
+                    continue
                 state = " (cancelled, best state)" if result.cancelled else ""
                 self.viewer.add_labels(result.labels.astype(np.int32),
                                        name=f"{self.walk_layer.name} step {step} {dims} from fingerprint{state}",

@@ -172,3 +172,19 @@ def test_custom_channels_are_trained_saved_and_loaded(tmp_path):
     save_model(model, tmp_path / "small")
     back = load_model(tmp_path / "small")
     np.testing.assert_array_equal(encode(back, images[0][:64, :64]), encode(model, images[0][:64, :64]))
+
+
+def test_pool_two_keeps_a_spatial_map_and_survives_saving(tmp_path):
+    """Paper 000's pooling by 4 leaves 64-px patches a 1 x 1 map; ``pool=2`` keeps 8 x 8 (64 / 2^3), counted on
+    the encoder's output, and the setting is saved with the model."""
+    images = [make_two_phase((96, 96), 0.5, 3.0, seed=s).astype(float) for s in range(2)]
+    model = train_vae(images, patch_size=64, latent_dim=4, epochs=1, batch_size=8, patches_per_image=16, pool=2,
+                      device="cpu")
+    with torch.no_grad():
+        features = model.net.encoder[:-1](torch.zeros(1, 1, 64, 64))  # before the flattening
+    assert features.shape[-2:] == (8, 8)
+    save_model(model, tmp_path / "pool2")
+    back = load_model(tmp_path / "pool2")
+    np.testing.assert_array_equal(encode(back, images[0][:64, :64]), encode(model, images[0][:64, :64]))
+    with pytest.raises(InputError, match="pool"):
+        train_vae(images, architecture="texture", patch_size=64, pool=2, epochs=1, device="cpu")

@@ -75,10 +75,9 @@ class ConvVAE(VAE):
     """Paper 000's convolutional VAE (pooling by 4 after each of three blocks)."""
 
     def __init__(self, patch_size: int = 128, latent_dim: int = 256, in_channels: int = 1,
-                 channels: Sequence[int] = (32, 64, 128), output: str = "linear") -> None:
+                 channels: Sequence[int] = (32, 64, 128), output: str = "linear", pool: int = 4) -> None:
         super().__init__()
         self.patch_size, self.latent_dim = patch_size, latent_dim
-        pool = 4
         self.side = _check_patch(patch_size, pool ** len(channels), "conv")
         blocks, c = [], in_channels
         for c_out in channels:

@@ -167,6 +167,7 @@ def train_vae_iter(
     cancel: threading.Event | None = None,
     resume: VAEModel | None = None,
     channels: Sequence[int] | None = None,
+    pool: int | None = None,
 ) -> Generator[TrainingProgress, None, VAEModel]:
     """Generator form of :func:`train_vae`: yields :class:`TrainingProgress` per batch (and per epoch, with
     example reconstructions) and returns the model with the best validation loss. Training stops early after
@@ -178,8 +179,16 @@ def train_vae_iter(
     Every transform is followed by a linear scaling to [0, 1] from the 0.5 / 99.5 percentiles of the training
     patches, stored in the config with the transform. ``loss`` defaults to the architecture's paper
     (:data:`DEFAULT_LOSS`); the history holds the reconstruction and KL terms separately, and after training the
-    loss on the held-out test patches."""
+    loss on the held-out test patches.
+
+    ``channels`` (per block) and, for ``conv``, ``pool`` (the pooling factor after each block, paper 000: 4) set
+    the architecture. Paper 000's three blocks pooling by 4 leave a 1 x 1 map of a 64-px patch, from which the
+    decoder's nearest-neighbour upsampling can place nothing: ``pool=2`` keeps 8 x 8."""
     check_choice(architecture, "architecture", sorted(MODELS))
+    if pool is not None:
+        if architecture != "conv":
+            raise InputError(f"pool sets the conv architecture's pooling; {architecture!r} has none to set.")
+        pool = check_int(pool, "pool", 2, 8)
     patch_size = check_int(patch_size, "patch_size", 8, 4096)
     if latent_dim is not None:
         latent_dim = check_int(latent_dim, "latent_dim", 1, 4096)
@@ -223,6 +232,8 @@ def train_vae_iter(
                            "patches": int(len(patches)), "split": [len(train_idx), len(val_idx), len(test_idx)]}}
         config["model_options"] = {} if channels is None else \
             {("decoder_channels" if architecture == "texture" else "channels"): [int(c) for c in channels]}
+        if pool is not None:
+            config["model_options"]["pool"] = pool
         net = build_model(architecture, patch_size=patch_size, latent_dim=config["latent_dim"],
                           **config["model_options"])
         model = VAEModel(net, config)

@@ -1,0 +1,228 @@
+"""Fingerprint -> grain size -> grain structure: sharp 2D and 3D grain maps from any point of a grain model's
+latent space (issue 13, the bridge of :mod:`.fingerprint_structures` for grain models).
+
+A grain VAE (trained on distance maps, paper 000) decodes blurred distance maps whose watershed grains have the
+wrong count and size. The package already grows grain structures with the physics of paper 000: boundaries that
+move by mean curvature (the Potts model of :func:`~.synthetic.potts_grain_growth`, the mechanism of paper 000
+Eq. 1-6). The bridge joins the two: every window of the training label maps gives a pair (its fingerprint, its
+mean grain area as :func:`~.characterization.grain_statistics` measures it); a distance-weighted
+k-nearest-neighbour regression (scikit-learn) on the standardised fingerprints predicts the log mean grain area
+and R-n slope (radius against neighbour count, paper 000 Fig. 4) of any fingerprint. A periodic Voronoi
+tessellation grows under the Potts model until its windows (the sections of a 3D volume) reach the predicted mean
+area. How far it grows (its growth factor: the final over the starting mean area) sets its age, and with it the
+R-n slope: a young, Voronoi-like structure has a flatter one than an old one of the same grain size. The head
+tabulates the slope reached against the growth factor at a few grain sizes of the training windows, and each
+fingerprint grows by the factor whose slope is nearest its own prediction. Every latent walk then yields grain
+maps in 2D and volumes in 3D.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.measure import label
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .characterization import grain_statistics
+from .progress import Progress, run_to_end
+from .synthetic import potts_grain_growth, voronoi_labels
+from .vae.model_io import check_model, encode
+from .vae.training import VAEModel
+from .validation import InputError, check_int, check_labels, check_shape
+
+#: Potts temperature of the growth (as :func:`~.synthetic.make_grain_structure`).
+TEMPERATURE = 0.5
+#: The growth factors (final over starting mean window area) the head tabulates; 1 is a Voronoi tessellation.
+GROWTHS = (1.0, 1.25, 1.6, 2.5, 4.0)
+#: Growths averaged per entry of the head's table (one growth's windows leave an sd of about 0.05 in the slope).
+TABLE_SEEDS = 2
+#: The growth factor when no R-n slope is predicted.
+DEFAULT_GROWTH = 2.5
+#: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
+#: of one window, the Potts structures of paper 000's stages have windows with 20-30 % too large mean areas and
+#: 10-25 % too flat R-n slopes.
+BOX_WINDOWS = 4
+#: The growth stops after this many Monte Carlo steps even if the grains are still too small.
+MAX_STEPS = 2000
+
+
+@dataclass
+class GrainHead:
+    """Fingerprint -> log mean grain area and R-n slope of a grain model's windows (the regressions), the table
+    of R-n slopes reached by each growth factor of :data:`GROWTHS` at a few grain sizes, and what a window is."""
+
+    area: Pipeline
+    slope: Pipeline | None
+    table_areas: np.ndarray  # (A,) mean window areas of the table's rows
+    table_slopes: np.ndarray  # (A, len(GROWTHS)) R-n slope reached
+    patch_size: int
+    latent_dim: int
+    n_windows: int
+
+    def predict(self, z) -> tuple[np.ndarray, np.ndarray]:
+        """The predicted mean grain area (pixels, as measured on one window) and R-n slope (NaN without a slope
+        regression) of each fingerprint of ``z``."""
+        from .analysis import as_fingerprints
+
+        zz = as_fingerprints(z, "z", self.latent_dim)
+        slopes = self.slope.predict(zz) if self.slope is not None else np.full(len(zz), np.nan)
+        return np.exp(self.area.predict(zz)), slopes
+
+    def growth_for(self, mean_area: float, rn_slope: float) -> float:
+        """The growth factor of :data:`GROWTHS` whose R-n slope, interpolated in log area from the table, is
+        nearest ``rn_slope``; :data:`DEFAULT_GROWTH` when the slope is unknown."""
+        if not math.isfinite(rn_slope):
+            return DEFAULT_GROWTH
+        x = np.log(self.table_areas)
+        reached = [np.interp(math.log(mean_area), x, self.table_slopes[:, j]) for j in range(len(GROWTHS))]
+        return GROWTHS[int(np.nanargmin(np.abs(np.asarray(reached) - rn_slope)))]
+
+
+def _windows(labels: np.ndarray, window: int) -> list[np.ndarray]:
+    """The non-overlapping ``window``-sided windows of a 2D label map, or of four z sections of a 3D one."""
+    sections = labels[None] if labels.ndim == 2 else labels[:: max(1, labels.shape[0] // 4)]
+    return [s[y:y + window, x:x + window] for s in sections for y in range(0, s.shape[0] - window + 1, window)
+            for x in range(0, s.shape[1] - window + 1, window)]
+
+
+def window_mean_area(labels: np.ndarray, window: int) -> float:
+    """Mean over the windows (:func:`_windows`) of their mean grain area: the window's pixels over its number of
+    distinct labels, which is :func:`~.characterization.grain_statistics`' ``mean_area`` of a gap-free map."""
+    return float(np.mean([w.size / np.unique(w).size for w in _windows(labels, window)]))
+
+
+def _pieces(labels: np.ndarray) -> np.ndarray:
+    """Labels of the face-connected pieces of each grain in the box: a grain that wraps around a periodic box is
+    as many grains as a crop of a larger structure would show."""
+    return label(labels, background=-1, connectivity=1).astype(np.int32)
+
+
+def _grown_area(labels: np.ndarray, window: int) -> float:
+    """The window mean area of a growing structure as it will be returned: a 2D box is measured on its inner
+    windows (none spans the wrap), a 3D volume on the sections of its pieces."""
+    return window_mean_area(_pieces(labels) if labels.ndim == 3 else labels, window)
+
+
+def window_rn_slope(labels: np.ndarray, window: int) -> float:
+    """Mean over the windows of a 2D label map of their R-n slope (:func:`~.characterization.grain_statistics`;
+    windows with too few inner grains for a slope are left out)."""
+    slopes = [grain_statistics(w)[1]["rn_slope"] for w in _windows(labels, window)]
+    return float(np.nanmean(slopes)) if np.isfinite(slopes).any() else math.nan
+
+
+def grow_grains_iter(shape: Sequence[int], mean_area: float, window: int, growth: float = DEFAULT_GROWTH,
+                     seed: int = 0, device: str = "auto", cancel: threading.Event | None = None
+                     ) -> Generator[Progress, None, np.ndarray]:
+    """Generator form of :func:`grow_grains`: yields :class:`Progress` after each growth step; a set ``cancel``
+    event stops the growth, which returns the grains grown so far."""
+    shp = check_shape(shape, "shape")
+    if min(shp[-2:]) < window:
+        raise InputError(f"shape {shp} must have sections of at least {window} x {window} (a window).")
+    if not (math.isfinite(mean_area) and 1.0 < mean_area < window * window):
+        raise InputError(f"mean_area={mean_area!r} must lie between 1 and a window's {window * window} pixels.")
+    if not (math.isfinite(growth) and growth >= 1.0):
+        raise InputError(f"growth={growth!r} must be a number of at least 1 (1: a Voronoi tessellation).")
+    box = tuple(max(s, BOX_WINDOWS * window) for s in shp) if len(shp) == 2 else shp
+    start = mean_area / growth
+    # a Poisson-Voronoi volume of density rho has 1.458 rho^(2/3) grains per unit section area (stereology:
+    # N_A = N_V times the mean caliper diameter, 1.458 rho^(-1/3) for Poisson-Voronoi cells)
+    count = box[-1] * box[-2] / start
+    n = count if len(box) == 2 else (count / (1.458 * box[-1] * box[-2])) ** 1.5 * float(np.prod(box))
+    for _ in range(2):  # windows cut grains, so a window's mean area is below the tessellation's: correct n once
+        n = max(2, min(int(round(n)), int(np.prod(box)) // 4))
+        labels = voronoi_labels(box, n, seed=seed)
+        area = _grown_area(labels, window)
+        n *= area / start
+    done, previous = 0, (labels, area)
+    yield Progress(0, MAX_STEPS, f"grains grown to a mean area of {area:.0f} of {mean_area:.0f} px")
+    while area < mean_area and done < MAX_STEPS and not (cancel is not None and cancel.is_set()):
+        steps = max(1, done // 4)  # about 25 % more area per round (Potts growth: area linear in time)
+        previous = (labels, area)
+        labels = potts_grain_growth(labels, [steps], temperature=TEMPERATURE, seed=seed + done, device=device)[0]
+        done += steps
+        area = _grown_area(labels, window)
+        yield Progress(min(done, MAX_STEPS), MAX_STEPS, f"grains grown to a mean area of {area:.0f} of "
+                       f"{mean_area:.0f} px ({done} Monte Carlo steps)")
+    if abs(math.log(previous[1] / mean_area)) < abs(math.log(area / mean_area)):
+        labels = previous[0]
+    return _pieces(labels[tuple(slice(0, s) for s in shp)])
+
+
+def grow_grains(shape: Sequence[int], mean_area: float, window: int, growth: float = DEFAULT_GROWTH,
+                seed: int = 0, device: str = "auto") -> np.ndarray:
+    """A 2D grain map or 3D grain volume of ``shape`` whose ``window``-sided windows (of its z sections) have a
+    mean grain area close to ``mean_area`` pixels: a periodic Voronoi tessellation with ``growth`` times smaller
+    grains coarsened by the Potts model (:func:`~.synthetic.potts_grain_growth`, boundaries moving by curvature,
+    paper 000 Eq. 1-6) until it passes ``mean_area``; the snapshot nearer to it (in log area) is kept. A 2D map
+    grows in a box of :data:`BOX_WINDOWS` windows a side and is cropped. Labels are the connected pieces in the
+    box (a grain that wraps around the periodic box counts as its pieces, as in a crop of a larger structure)."""
+    return run_to_end(grow_grains_iter(shape, mean_area, window, growth, seed, device))
+
+
+def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: int | None = None,
+                   neighbours: int = 8, seed: int = 0, device: str = "auto") -> GrainHead:
+    """Pair the fingerprint of every window of the grain ``label_maps`` (at ``stride``, default a quarter patch)
+    with the window's mean grain area and R-n slope, fit the k-nearest-neighbour regressions from one to the
+    other (log area), and tabulate the R-n slope that each growth factor of :data:`GROWTHS` reaches at the
+    10th, 50th and 90th percentile of the windows' mean areas (2D growths of :data:`BOX_WINDOWS` windows a side,
+    :data:`TABLE_SEEDS` per entry)."""
+    check_model(model)
+    if model.config["transform"] != "distance":
+        raise InputError("the model was trained on micrographs, not on grain distance maps; use "
+                         "fit_descriptor_head for a two-phase model.")
+    p = model.config["patch_size"]
+    neighbours = check_int(neighbours, "neighbours", 1, 1000)
+    step = max(1, p // 4) if stride is None else check_int(stride, "stride", 1)
+    if isinstance(label_maps, np.ndarray) and label_maps.ndim == 2:
+        label_maps = [label_maps]
+    maps = [check_labels(lab, "label map") for lab in label_maps]
+    if any(lab.ndim != 2 or min(lab.shape) < p for lab in maps):
+        raise InputError(f"every label map must be 2D and at least {p} x {p} (the model's patch).")
+    zs, stats = [], []
+    for lab in maps:
+        for y in range(0, lab.shape[0] - p + 1, step):
+            for x in range(0, lab.shape[1] - p + 1, step):
+                summary = grain_statistics(lab[y:y + p, x:x + p])[1]
+                stats.append((summary["mean_area"], summary["rn_slope"]))
+        zs.append(encode(model, lab, stride=step).reshape(-1, model.config["latent_dim"]))
+    z, values = np.concatenate(zs), np.asarray(stats, dtype=float)
+    if len(z) < 2:
+        raise InputError(f"the label maps give {len(z)} window(s); the regression needs at least 2 (lower the "
+                         "stride).")
+
+    def knn(x: np.ndarray, y: np.ndarray) -> Pipeline:
+        return make_pipeline(StandardScaler(), KNeighborsRegressor(min(neighbours, len(x)), weights="distance")
+                             ).fit(x, y)
+
+    finite = np.isfinite(values[:, 1])
+    slope = knn(z[finite], values[finite, 1]) if finite.sum() >= 2 else None
+    areas = np.unique(np.percentile(values[:, 0], [10, 50, 90]))
+    table = np.array([[np.mean([window_rn_slope(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
+                                for k in range(TABLE_SEEDS)]) for g in GROWTHS] for a in areas])
+    return GrainHead(knn(z, np.log(values[:, 0])), slope, areas, table, p, model.config["latent_dim"], len(z))
+
+
+def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed: int = 0, device: str = "auto",
+                                 cancel: threading.Event | None = None) -> Generator[Progress, None, np.ndarray]:
+    """Generator form of :func:`grains_from_fingerprint` (``cancel`` as :func:`grow_grains_iter`)."""
+    if not isinstance(head, GrainHead):
+        raise InputError(f"head must be a GrainHead (from fit_grain_head), got {type(head).__name__}.")
+    areas, slopes = head.predict(z)
+    if len(areas) != 1:
+        raise InputError(f"z holds {len(areas)} fingerprints; give one.")
+    area = float(np.clip(areas[0], 1.5, head.patch_size**2 / 2))
+    growth = head.growth_for(area, float(slopes[0]))
+    return (yield from grow_grains_iter(shape, area, head.patch_size, growth, seed, device, cancel))
+
+
+def grains_from_fingerprint(head: GrainHead, z, shape: Sequence[int], seed: int = 0, device: str = "auto"
+                            ) -> np.ndarray:
+    """A 2D grain map or 3D grain volume of ``shape`` whose windows have the mean grain area that ``head``
+    predicts for the fingerprint ``z``, grown by the factor whose R-n slope is nearest the predicted one
+    (:meth:`GrainHead.growth_for`, :func:`grow_grains`)."""
+    return run_to_end(grains_from_fingerprint_iter(head, z, shape, seed, device))
