@@ -141,7 +141,7 @@ def grow_grains_iter(shape: Sequence[int], mean_area: float, window: int, growth
     done, previous = 0, (labels, area)
     yield Progress(0, MAX_STEPS, f"grains grown to a mean area of {area:.0f} of {mean_area:.0f} px")
     while area < mean_area and done < MAX_STEPS and not (cancel is not None and cancel.is_set()):
-        steps = max(1, done // 4)  # about 25 % more area per round (Potts growth: area linear in time)
+        steps = max(1, done // 8)  # about 12 % more area per round (Potts growth: area linear in time)
         previous = (labels, area)
         labels = potts_grain_growth(labels, [steps], temperature=TEMPERATURE, seed=seed + done, device=device)[0]
         done += steps
