@@ -44,8 +44,8 @@ TABLE_SEEDS = 2
 #: The growth factor when no R-n slope is predicted.
 DEFAULT_GROWTH = 2.5
 #: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
-#: of one window, the Potts structures of paper 000's stages have windows with 20-30 % too large mean areas and
-#: 10-25 % too flat R-n slopes.
+#: of one window, the Potts structures of paper 000's stages have windows with 26-51 % too large mean areas (a
+#: grain wrapping around the box counted once) and 12-26 % too flat R-n slopes.
 BOX_WINDOWS = 4
 #: The growth stops after this many Monte Carlo steps even if the grains are still too small.
 MAX_STEPS = 2000
