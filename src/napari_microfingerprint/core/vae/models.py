@@ -72,7 +72,7 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 @register_model("conv")
 class ConvVAE(VAE):
-    """Paper 000's convolutional VAE (pooling by 4 after each of three blocks)."""
+    """Paper 000's convolutional VAE (pooling by ``pool``, paper 000: 4, after each of three blocks)."""
 
     def __init__(self, patch_size: int = 128, latent_dim: int = 256, in_channels: int = 1,
                  channels: Sequence[int] = (32, 64, 128), output: str = "linear", pool: int = 4) -> None:
