@@ -16,5 +16,6 @@ def messages(monkeypatch):
     monkeypatch.setattr(seg_module, "show_error", lambda m: got["error"].append(m))
     for module in (_common, seg_module, rec_module, enc_module, trav_module, scrib_module):
         monkeypatch.setattr(module, "show_info", lambda m: got["info"].append(m))
-    monkeypatch.setattr(enc_module, "show_warning", lambda m: got["warning"].append(m))
+    for module in (enc_module, rec_module):
+        monkeypatch.setattr(module, "show_warning", lambda m: got["warning"].append(m))
     return got

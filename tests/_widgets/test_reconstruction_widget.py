@@ -229,3 +229,20 @@ def test_cancelled_ensemble_keeps_the_finished_volumes(make_napari_viewer, qtbot
     n = stacks[0].data.shape[0]
     assert widget.runs_done <= n < 50 and stacks[0].data.shape[1:] == (16, 16, 16)
     assert not stacks[0].metadata["microfingerprint"]["cancelled"]
+
+
+def test_a_lost_phase_reaches_the_user_as_a_notification(make_napari_viewer, qtbot, messages):
+    """A reconstruction that lost a phase (a section of the Leopard's dense zone, 115 pore pixels in 3 clusters)
+    says so in a napari warning notification; the layer is still written, for the user to see."""
+    from pathlib import Path
+
+    section = np.load(Path(__file__).parents[1] / "data" / "leopard_sections.npz")["dense_z50"]
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(section, name="dense")
+    widget = _widget(viewer, layer, size=(24, 24, 24), iters=500)
+    widget.limit_to.value = 8
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=120_000)
+    result = next(lay for lay in viewer.layers if "reconstruction 3D" in lay.name)
+    assert not (result.data == 1).any() and widget.result.lost_phases == [1]
+    assert any("'dense': the reconstruction lost phase 1" in m for m in messages["warning"]), messages

@@ -15,7 +15,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels, Layer
 from napari.qt.threading import GeneratorWorker
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ..core.descriptors import available_descriptors
@@ -26,6 +26,7 @@ from ..core.reconstruction import (
     OPTIMIZERS,
     ReconstructionProgress,
     ReconstructionResult,
+    lost_phases_message,
     reconstruct_iter,
     reference_tortuosity,
 )
@@ -359,6 +360,9 @@ class ReconstructionWidget(QWidget):
             self._show_3d(out)
         last = results[-1]
         errs = "; ".join(f"{a}: " + ", ".join(f"{n} {e:.3g}" for n, e in d.items()) for a, d in last.errors.items())
+        lost = sorted({p for r in results for p in r.lost_phases})
+        if lost:
+            show_warning(f"'{layer.name}': " + lost_phases_message(", ".join(f"phase {p}" for p in lost)))
         state = "cancelled, best state kept" if last.cancelled else "done"
         self.report.setText(f"{state} in {sum(r.seconds for r in results):.1f} s, {last.evaluations} evaluations, "
                             f"undecided {100 * last.undecided:.2f} %\nrelative errors of the labels: {errs}")

@@ -149,7 +149,8 @@ class ReconstructionProgress:
 @dataclass
 class ReconstructionResult:
     """Phase labels, the soft field ``(P, *shape)``, the loss per evaluation, the relative descriptor errors of
-    the labels per axis (paper 003 Eq. 10) and the fraction of undecided voxels (no phase above 0.95)."""
+    the labels per axis (paper 003 Eq. 10), the fraction of undecided voxels (no phase above 0.95) and the
+    phases of the target missing from the labels (:func:`_lost_phases`)."""
 
     labels: np.ndarray
     soft: np.ndarray
@@ -160,6 +161,7 @@ class ReconstructionResult:
     seconds: float
     cancelled: bool
     settings: dict = field(default_factory=dict)
+    lost_phases: list[int] = field(default_factory=list)
 
 
 def _weights(target: DescriptorSet, weights: Mapping[str, float] | None) -> dict[str, float]:
@@ -582,17 +584,23 @@ def _optimise(problem: _Problem, theta: torch.Tensor, beta: float, evals: int, s
     return theta, False
 
 
-def _warn_lost_phases(labels: np.ndarray, target: DescriptorSet) -> None:
-    """Warn when a phase of the target is missing from the result: the descriptors of a phase with very few,
-    small clusters (a slice of the Leopard's dense zone: 115 pore pixels in 3 clusters, 2.6 %) can let the
-    optimisation drop it, and the result would otherwise look like a valid reconstruction."""
+def _lost_phases(labels: np.ndarray, target: DescriptorSet) -> list[int]:
+    """The phases of the target missing from the result, with a warning naming them: the descriptors of a phase
+    with very few, small clusters (a slice of the Leopard's dense zone: 115 pore pixels in 3 clusters, 2.6 %) can
+    let the optimisation drop it, and the result would otherwise look like a valid reconstruction."""
     fractions = _fractions(target)
     present = np.bincount(labels.ravel(), minlength=len(fractions))
     lost = [p for p, f in enumerate(fractions) if f > 0 and present[p] == 0]
     if lost:
         shares = ", ".join(f"phase {p} ({100 * fractions[p]:.1f} % of the target)" for p in lost)
-        warnings.warn(f"the reconstruction lost {shares}: its descriptors are too sparse to hold it. Characterise a "
-                      "larger image with more of this phase, or reconstruct a larger structure.", stacklevel=3)
+        warnings.warn(lost_phases_message(shares), stacklevel=3)
+    return lost
+
+
+def lost_phases_message(shares: str) -> str:
+    """What the API's warning and the widget's notification say when a reconstruction lost ``shares``."""
+    return (f"the reconstruction lost {shares}: its descriptors are too sparse to hold it. Characterise a larger "
+            "image with more of this phase, or reconstruct a larger structure.")
 
 
 def _finish(target: DescriptorSet, theta: torch.Tensor, beta: float, history: list[float], start: float,
@@ -600,7 +608,7 @@ def _finish(target: DescriptorSet, theta: torch.Tensor, beta: float, history: li
     """The result of one structure from its logits ``(P, *shape)``."""
     ind = torch.softmax(beta * theta, dim=0)
     labels = theta.argmax(dim=0).to(torch.uint8).cpu().numpy()
-    _warn_lost_phases(labels, target)
+    lost = _lost_phases(labels, target)
     errors = descriptor_error(labels, target) if len(np.unique(labels)) > 1 else {}
     return ReconstructionResult(
         labels=labels,
@@ -613,6 +621,7 @@ def _finish(target: DescriptorSet, theta: torch.Tensor, beta: float, history: li
         cancelled=cancelled,
         settings={**asdict(s), "seed": seed, "limit_to": target.limit_to, "n_phases": target.n_phases,
                   "device_used": str(device)},
+        lost_phases=lost,
     )
 
 
