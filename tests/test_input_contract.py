@@ -158,6 +158,8 @@ CASES = [
     ("grains_from_fingerprint", {"head": None, "z": np.zeros(4), "shape": (32, 32)}, r"head"),
     ("grow_grains", {"shape": (16, 16), "mean_area": 20.0, "window": 32}, r"sections of at least 32"),
     ("grow_grains", {"shape": (32, 32), "mean_area": float("nan"), "window": 32}, r"mean_area"),
+    ("grow_grains", {"shape": (32, 32), "mean_area": 20.0, "window": 2.5}, r"window"),
+    ("grow_grains", {"shape": (32, 32), "mean_area": 20.0, "window": "a"}, r"window"),
     ("grow_grains", {"shape": (32, 32), "mean_area": 20.0, "window": 32, "growth": 0.5}, r"growth"),
     # files
     ("write_microstructure", {"path": "x.tif", "data": None}, r"data"),

@@ -121,6 +121,7 @@ def grow_grains_iter(shape: Sequence[int], mean_area: float, window: int, growth
     """Generator form of :func:`grow_grains`: yields :class:`Progress` after each growth step; a set ``cancel``
     event stops the growth, which returns the grains grown so far."""
     shp = check_shape(shape, "shape")
+    window = check_int(window, "window", 4)  # the side of the windows whose grains are measured
     if min(shp[-2:]) < window:
         raise InputError(f"shape {shp} must have sections of at least {window} x {window} (a window).")
     if not (math.isfinite(mean_area) and 1.0 < mean_area < window * window):
