@@ -66,9 +66,12 @@ class EncodingWidget(QWidget):
         self.patches = SpinBox(label="patches per layer", value=64, min=4, max=100_000)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.builtin_choice = ComboBox(label="built-in model", choices=list(BUILTIN_MODELS),
+                                       tooltip="; ".join(f"{k}: {v['about']}" for k, v in BUILTIN_MODELS.items()))
         train_form = Container(widgets=[self.source, self.train_layers, self.folder, self.transform,
                                         self.architecture, self.patch_size, self.latent_dim, self.epochs,
-                                        self.batch_size, self.learning_rate, self.patches, self.device, self.seed])
+                                        self.batch_size, self.learning_rate, self.patches, self.device, self.seed,
+                                        self.builtin_choice])
         self.paper_button = QPushButton("Use the paper's settings")
         self.paper_button.setToolTip("The sizes and training settings the chosen model's paper states; "
                                      "these train for hours on a CPU. The defaults train in minutes.")
@@ -80,7 +83,6 @@ class EncodingWidget(QWidget):
         self.load_button = QPushButton("Load model...")
         self.load_button.clicked.connect(self._load_dialog)
         self.builtin_button = QPushButton("Load built-in model")
-        self.builtin_button.setToolTip(BUILTIN_MODELS["li2018-two-phase"]["about"])
         self.builtin_button.clicked.connect(self.load_builtin)
 
         self.encode_layer = ComboBox(label="layer", choices=self._layers)
@@ -232,13 +234,15 @@ class EncodingWidget(QWidget):
         self.patch_size.value = self.model.config["patch_size"]
 
     def load_builtin(self) -> None:
-        """Load the model shipped with the package (:func:`~..core.vae.model_io.load_builtin_model`)."""
+        """Load the model shipped with the package that ``builtin_choice`` names
+        (:func:`~..core.vae.model_io.load_builtin_model`)."""
+        name = self.builtin_choice.value
         try:
-            self.model = load_builtin_model()
+            self.model = load_builtin_model(name)
         except Exception as err:  # noqa: BLE001
             report_error(err, "Load built-in model")
             return
-        self._set_status("built-in li2018-two-phase (ceramics and sandstone; open them from File > Open Sample)")
+        self._set_status(f"built-in {name}: {BUILTIN_MODELS[name]['hint']}")
         self.patch_size.value = self.model.config["patch_size"]
 
     def _save_dialog(self) -> None:

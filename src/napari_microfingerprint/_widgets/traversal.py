@@ -65,8 +65,9 @@ class TraversalWidget(QWidget):
         self.use_encoder_button.clicked.connect(self.use_encoding_model)
         self.load_button = QPushButton("Load model...")
         self.load_button.clicked.connect(self._load_dialog)
+        self.builtin_choice = ComboBox(label="built-in model", choices=list(BUILTIN_MODELS),
+                                       tooltip="; ".join(f"{k}: {v['about']}" for k, v in BUILTIN_MODELS.items()))
         self.builtin_button = QPushButton("Load built-in model")
-        self.builtin_button.setToolTip(BUILTIN_MODELS["li2018-two-phase"]["about"])
         self.builtin_button.clicked.connect(self.load_builtin)
         self.model_label = QLabel("No model: load one or use the encoding widget's.")
         self.model_label.setWordWrap(True)
@@ -126,8 +127,8 @@ class TraversalWidget(QWidget):
         self.scatter.setMinimumHeight(240)
         self.report = QLabel("")
         self.report.setWordWrap(True)
-        build_dock(self, [("Model", Container(widgets=[]), [self.use_encoder_button, self.load_button,
-                                                            self.builtin_button, self.model_label]),
+        build_dock(self, [("Model", Container(widgets=[self.builtin_choice]),
+                           [self.use_encoder_button, self.load_button, self.builtin_button, self.model_label]),
                           ("Walk the latent space", walk_form, [self.walk_button, self.send_button,
                                                                 self.structure_button]),
                           ("Fingerprint analysis", analysis_form, [self.analyse_button, self.classify_button])],
@@ -168,12 +169,11 @@ class TraversalWidget(QWidget):
             report_error(err, "Load model")
 
     def load_builtin(self) -> None:
-        """Use the model shipped with the package; its training micrographs are the ceramics and sandstone
-        samples (File > Open Sample), whose windows the structures from a fingerprint take their descriptors
-        from."""
+        """Use the model shipped with the package that ``builtin_choice`` names; the label says which sample image
+        its training data match (the structures from a fingerprint take their statistics from its windows)."""
+        name = self.builtin_choice.value
         try:
-            self.set_model(load_builtin_model(), "built-in li2018-two-phase: open the ceramics or sandstone sample "
-                                                 "as the 'from layer'")
+            self.set_model(load_builtin_model(name), f"built-in {name}: {BUILTIN_MODELS[name]['hint']}")
         except Exception as err:  # noqa: BLE001
             report_error(err, "Load built-in model")
 

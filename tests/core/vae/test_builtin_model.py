@@ -41,7 +41,7 @@ def _held_out_mse(model, images):
 
 
 def test_builtin_model_is_described_and_safe(model):
-    assert set(BUILTIN_MODELS) == {"li2018-two-phase"}
+    assert set(BUILTIN_MODELS) == {"li2018-two-phase", "potts-grains"}
     assert model.config["architecture"] == "conv" and model.config["patch_size"] == 64
     assert model.config["latent_dim"] == 16
     assert model.config["data"]["trained_with"] == "scripts/train_builtin_model.py"

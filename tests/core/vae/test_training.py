@@ -19,6 +19,7 @@ def test_tiny_model_lowers_its_validation_loss(grain_model):
     val = grain_model.history["val_loss"]
     assert len(val) >= 3 and min(val[1:]) < 0.8 * val[0]
     assert grain_model.config["transform"] == "distance"
+    assert grain_model.config["beta"] == training.DEFAULT_BETA["distance"] == 1e-3  # beta 1 gives a mean decoder
     assert len(grain_model.history["train_loss"]) == len(val)
 
 
@@ -116,7 +117,7 @@ def test_white_balanced_models_ignore_lighting():
     images = [make_micrograph_like(rng) for _ in range(2)]
     model = train_vae(images, patch_size=64, latent_dim=4, epochs=1, batch_size=8, patches_per_image=24,
                       device="cpu")
-    assert model.config["transform"] == "percentile"
+    assert model.config["transform"] == "percentile" and model.config["beta"] == 1.0
     np.testing.assert_allclose(encode(model, images[0] * 0.5 + 60), encode(model, images[0]), atol=1e-5)
 
 

@@ -92,13 +92,23 @@ def load_model(path: str | Path, device: str = "cpu") -> VAEModel:
     return VAEModel(net, config, {**empty_history(), **meta.get("history", {})})
 
 
-#: Models shipped in the package's ``data`` folder: name -> file stem and what it was trained on (see
-#: ``data/ATTRIBUTION.md`` and ``scripts/train_builtin_model.py``, which reproduces them).
+#: Models shipped in the package's ``data`` folder: name -> file stem, what it was trained on (see
+#: ``data/ATTRIBUTION.md``; ``scripts/train_builtin_model.py`` and ``scripts/train_grain_model.py`` reproduce
+#: them) and which sample image to walk from.
 BUILTIN_MODELS: dict[str, dict[str, str]] = {
     "li2018-two-phase": {
         "file": "li2018_two_phase_vae",
         "about": "paper 000's convolutional VAE with two blocks, 64 px patches, 16-dimensional fingerprints, "
                  "trained on the bundled ceramics and sandstone phase maps (Li et al. 2018, CC BY 4.0)",
+        "hint": "open the ceramics or sandstone sample (File > Open Sample) as the layer to encode or walk from",
+    },
+    "potts-grains": {
+        "file": "potts_grains_vae",
+        "about": "paper 000's convolutional VAE (three blocks pooling by 2), 64 px patches of grain distance "
+                 "maps, 256-dimensional fingerprints, trained on the package's own Potts grain structures at the "
+                 "early, intermediate and late stage",
+        "hint": "open the 'grains 2D (Potts, intermediate)' sample (File > Open Sample) as the layer to encode or "
+                "walk from",
     },
 }
 
@@ -112,7 +122,8 @@ def load_builtin_model(name: str = "li2018-two-phase", device: str = "cpu") -> V
     parts = [data / f"{stem}.safetensors", data / f"{stem}.json"]
     if not all(p.is_file() for p in parts):
         raise InputError(f"the built-in model {name!r} is missing from this installation; reinstall the package, "
-                         "or train it with scripts/train_builtin_model.py.")
+                         "or train it with the script its config names (scripts/train_builtin_model.py or "
+                         "scripts/train_grain_model.py).")
     if isinstance(data, Path):
         return load_model(parts[0], device=device)
     with tempfile.TemporaryDirectory() as folder:  # a zipped installation: both files side by side on disk

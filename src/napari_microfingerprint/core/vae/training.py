@@ -43,6 +43,9 @@ PAPER_SETTINGS = {
     "resnet18": {"patch_size": 256, "latent_dim": 256, "patches_per_image": 1000, "epochs": 1000},
     "texture": {"patch_size": 128, "latent_dim": 64},
 }
+#: KL weight per input transform when none is given: 1 (the per-pixel evidence lower bound, :func:`kl_weight`)
+#: except for grain distance maps, whose decoder it collapses to the patch mean (BENCHMARKS.md).
+DEFAULT_BETA = {"distance": 1e-3}
 #: Input transforms: grain label maps to distance maps, per-image white balance, or plain intensities.
 TRANSFORMS = ("auto", "distance", "percentile", "intensity")
 LOSSES = ("mse", "bce", "bce_spectral", "style")
@@ -90,8 +93,11 @@ class TrainingProgress:
 def kl_weight(config: dict) -> float:
     """Weight of the KL divergence in the training objective: ``beta / m`` for patches of ``m`` pixels. The
     reconstruction losses are means over pixels and the KL divergence a sum over latent dimensions, so this is
-    the evidence lower bound (reconstruction and KL both summed per patch, as paper 001's BCE) divided by ``m``;
-    with ``beta = 1`` the KL term does not swamp the pixel term (which collapses the posterior)."""
+    the evidence lower bound (reconstruction and KL both summed per patch, as paper 001's BCE) divided by ``m``.
+    Summing the KL over the latent against a per-pixel mean loss collapsed every posterior. Even ``beta = 1``
+    treats the MSE as a Gaussian likelihood of variance 1/2, far above the 0.02-0.07 variance of grain distance
+    maps in [0, 1] units, so a grain decoder returned each patch's mean (held-out MSE over variance 1.00);
+    ``beta = 1e-3`` learnt (0.23 on late-stage patches in the same 240 s, BENCHMARKS.md): :data:`DEFAULT_BETA`."""
     return float(config["beta"]) / float(config["patch_size"]) ** 2
 
 
@@ -156,7 +162,7 @@ def train_vae_iter(
     epochs: int = 10,
     batch_size: int = 16,
     learning_rate: float = 1e-3,
-    beta: float = 1.0,
+    beta: float | None = None,
     loss: str | None = None,
     alpha: float = 0.5,
     patches_per_image: int = 64,
@@ -179,7 +185,8 @@ def train_vae_iter(
     Every transform is followed by a linear scaling to [0, 1] from the 0.5 / 99.5 percentiles of the training
     patches, stored in the config with the transform. ``loss`` defaults to the architecture's paper
     (:data:`DEFAULT_LOSS`); the history holds the reconstruction and KL terms separately, and after training the
-    loss on the held-out test patches.
+    loss on the held-out test patches. ``beta`` (the KL weight, :func:`kl_weight`) defaults to
+    :data:`DEFAULT_BETA` for the transform: 1e-3 for grain distance maps, 1 otherwise.
 
     ``channels`` (per block) and, for ``conv``, ``pool`` (the pooling factor after each block, paper 000: 4) set
     the architecture. Paper 000's three blocks pooling by 4 leave a 1 x 1 map of a 64-px patch; ``pool=2`` keeps
@@ -196,7 +203,8 @@ def train_vae_iter(
     epochs = check_int(epochs, "epochs", 1, 100_000)
     batch_size = check_int(batch_size, "batch_size", 1, 65_536)
     learning_rate = check_positive(learning_rate, "learning_rate")
-    beta = check_float(beta, "beta", 0.0)
+    if beta is not None:
+        beta = check_float(beta, "beta", 0.0)
     alpha = check_float(alpha, "alpha", 0.0, 1.0)
     if loss is not None:
         check_choice(loss, "loss", LOSSES)
@@ -207,6 +215,8 @@ def train_vae_iter(
     if resume is not None and not isinstance(resume, VAEModel):
         raise InputError(f"resume must be a VAEModel to continue training, got {type(resume).__name__}.")
     inputs, transform = _as_inputs(images, transform, patch_size)
+    if beta is None:
+        beta = DEFAULT_BETA.get(transform, 1.0)
     check_fits(len(inputs) * patches_per_image * patch_size**2 * 4 * 3,
                f"{patches_per_image} patches of {patch_size}^2 from each of {len(inputs)} images",
                "lower patches_per_image or the patch size")
@@ -243,7 +253,7 @@ def train_vae_iter(
     shown = data[val_idx[:N_EXAMPLES]]
     net = model.net.to(dev)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=learning_rate)
-    use_amp = dev.type == "cuda"
+    use_amp = dev.type == "cuda"  # bfloat16: float16 would need a gradient scaler against underflow
     best = (math.inf, {k: v.detach().clone() for k, v in net.state_dict().items()})
     stale = 0
     steps_per_epoch = math.ceil(len(train_idx) / batch_size)
@@ -260,7 +270,7 @@ def train_vae_iter(
                 net.eval()
                 return model
             batch = data[order[b * batch_size:(b + 1) * batch_size]].to(dev)
-            with torch.autocast(device_type=dev.type, enabled=use_amp):
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 x_hat, mu, logvar = net(batch)
             rec = reconstruction_loss(cfg["loss"], x_hat.float(), batch, cfg["alpha"])
             kl = losses.kl_divergence(mu.float(), logvar.float())
