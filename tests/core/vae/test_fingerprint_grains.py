@@ -14,7 +14,13 @@ from napari_microfingerprint import (
     make_grain_structure,
     train_vae,
 )
-from napari_microfingerprint.core.fingerprint_grains import window_mean_area, window_rn_slope
+from napari_microfingerprint.core.fingerprint_grains import (
+    DEFAULT_GROWTH,
+    GROWTHS,
+    GrainHead,
+    window_mean_area,
+    window_rn_slope,
+)
 
 
 def _window_areas(labels: np.ndarray, window: int) -> list[float]:
@@ -93,3 +99,17 @@ def test_fingerprints_of_small_and_large_grains_give_small_and_large_grains(earl
     quality = generation_quality(samples, real, kind="grains")
     table = quality.table.set_index("statistic")
     assert table.loc["grain count", "inside_share"] >= 0.75 and table.loc["mean grain area", "inside_share"] >= 0.75
+
+
+def test_growth_choice_ignores_differences_within_the_table_noise():
+    """Hand-made table (one area row, factors 1, 1.25, 1.6, 2.5, 4): slopes that differ by less than the
+    tolerance go to the default growth; a clearly flatter slope still picks the Voronoi tessellation; an unknown
+    slope gives the default."""
+    head = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]),
+                     table_slopes=np.array([[0.70, 0.90, 0.92, 0.95, 0.93]] * 2), patch_size=64, latent_dim=4,
+                     n_windows=1)
+    assert GROWTHS == (1.0, 1.25, 1.6, 2.5, 4.0)
+    assert head.growth_for(70.0, 0.93) == DEFAULT_GROWTH == 2.5  # 0.90-0.95 are all within 0.1 of the best
+    assert head.growth_for(70.0, 0.91) == DEFAULT_GROWTH
+    assert head.growth_for(70.0, 0.68) == 1.0  # young: only the Voronoi entry is near
+    assert head.growth_for(70.0, float("nan")) == DEFAULT_GROWTH
