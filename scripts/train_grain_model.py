@@ -7,8 +7,8 @@ patch and fingerprint size given; the defaults are the shipped model's (64 px pa
 channels pooling by 2, a 256-dimensional fingerprint). The KL weight is the setting that decides whether the
 decoder learns anything: ``beta=1`` (the evidence lower bound) treats the patches' variance as decoder noise and
 the decoder returns each patch's mean; the default 1e-3 does not (BENCHMARKS.md). Training runs ``--epochs``
-epochs (or stops after ``--seconds`` of wall time, keeping the best weights by validation loss); seeded, so a
-rerun on the same machine and library versions gives the same weights.
+epochs (or stops after ``--seconds`` of wall time, keeping the best weights by validation loss); seeded, so without
+``--seconds`` a rerun on the same machine and library versions gives the same weights.
 
 The script prints, per stage:
 - the held-out reconstruction error (mean squared error of ``decode(encode(patch))`` in the normalised units the

@@ -311,18 +311,18 @@ def test_builtin_model_walks_right_after_installing(make_napari_viewer, qtbot, m
 
 def test_builtin_grain_model_walks_from_the_grains_sample(make_napari_viewer, qtbot, messages):
     """The built-in model chosen in the docks' list is the one loaded: the Potts grain model, walked from the
-    'grains 2D' sample it names, decodes grain label maps of its patch size."""
+    'Grain structure 2D' sample it names, decodes grain label maps of its patch size."""
     from napari_microfingerprint._sample_data import grains_2d
 
     viewer = make_napari_viewer()
     encoder = EncodingWidget(viewer)
     encoder.builtin_choice.value = "potts-grains"
     encoder.load_builtin()
-    assert encoder.model.config["latent_dim"] == 256 and "grains 2D" in encoder.status.text()
+    assert encoder.model.config["latent_dim"] == 256 and "Grain structure 2D" in encoder.status.text()
     widget = TraversalWidget(viewer)
     widget.builtin_choice.value = "potts-grains"
     widget.load_builtin()
-    assert widget.model.config["transform"] == "distance" and "grains 2D" in widget.model_label.text()
+    assert widget.model.config["transform"] == "distance" and "Grain structure 2D" in widget.model_label.text()
     data, meta, _ = grains_2d()[0]
     widget.source.value = viewer.add_labels(data, **meta)
     widget.method.value = "sample like the layer"

@@ -12,8 +12,9 @@ tessellation grows under the Potts model until its windows (the sections of a 3D
 area. How far it grows (its growth factor: the final over the starting mean area) sets its age, and with it the
 R-n slope: a young, Voronoi-like structure has a flatter one than an old one of the same grain size. The head
 tabulates the slope reached against the growth factor at a few grain sizes of the training windows, and each
-fingerprint grows by the factor whose slope is nearest its own prediction. Every latent walk then yields grain
-maps in 2D and volumes in 3D.
+fingerprint grows by the factor whose slope is nearest its own prediction (of factors whose table slopes are
+too close to tell apart, the one nearest the default growth). Every latent walk then yields grain maps in 2D and
+volumes in 3D.
 """
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ TABLE_SEEDS = 2
 #: The growth factor when no R-n slope is predicted, and the one preferred among factors the table cannot tell
 #: apart.
 DEFAULT_GROWTH = 2.5
-#: R-n slopes of the table closer than this to the best match count as equally good: one entry's sd is about
-#: 0.05. Picking the strictly nearest let that noise decide between factors 1-4 on late-stage Potts grains (their
-#: entries 1.47-1.56), which widened the generated slopes (sd 0.37 against the real 0.24; 84 % inside).
+#: Table entries whose R-n slopes differ by less than this are not told apart: an entry averages
+#: :data:`TABLE_SEEDS` growths (sd about 0.035), so the difference of two has an sd of about 0.05. Picking the
+#: strictly nearest let that noise decide between factors 1.25-4 on late-stage Potts grains (their entries
+#: 1.47-1.56), which widened the generated slopes (sd 0.37 against the real 0.24; 84 % inside).
 SLOPE_TOLERANCE = 0.1
 #: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
 #: of one window, the Potts structures of paper 000's stages have windows with 26-51 % too large mean areas (a
@@ -80,8 +82,9 @@ class GrainHead:
 
     def growth_for(self, mean_area: float, rn_slope: float) -> float:
         """The growth factor of :data:`GROWTHS` whose R-n slope, interpolated in log area from the table, is
-        nearest ``rn_slope``; of factors within :data:`SLOPE_TOLERANCE` of the nearest, the one closest to
-        :data:`DEFAULT_GROWTH` (in log growth), which is also the answer when the slope is unknown."""
+        nearest ``rn_slope``; of the factors whose slopes lie within :data:`SLOPE_TOLERANCE` of that factor's
+        (which the table cannot tell apart from it), the one closest to :data:`DEFAULT_GROWTH` in log growth.
+        :data:`DEFAULT_GROWTH` also when the slope or the table is unknown."""
         if not math.isfinite(rn_slope):
             return DEFAULT_GROWTH
         x = np.log(self.table_areas)
@@ -89,7 +92,8 @@ class GrainHead:
         miss = np.abs(reached - rn_slope)
         if not np.isfinite(miss).any():
             return DEFAULT_GROWTH
-        near = [j for j in range(len(GROWTHS)) if miss[j] <= np.nanmin(miss) + SLOPE_TOLERANCE]
+        best = reached[int(np.nanargmin(miss))]
+        near = [j for j in range(len(GROWTHS)) if abs(reached[j] - best) <= SLOPE_TOLERANCE]
         return GROWTHS[min(near, key=lambda j: abs(math.log(GROWTHS[j] / DEFAULT_GROWTH)))]
 
 

@@ -23,6 +23,13 @@ def test_tiny_model_lowers_its_validation_loss(grain_model):
     assert len(grain_model.history["train_loss"]) == len(val)
 
 
+def test_an_explicit_kl_weight_is_kept():
+    maps = [make_grain_structure((64, 64), stage="late", seed=s, device="cpu") for s in range(2)]
+    model = train_vae(maps, patch_size=32, latent_dim=4, channels=(8,), epochs=1, batch_size=4, patches_per_image=8,
+                      beta=0.0, device="cpu")
+    assert model.config["transform"] == "distance" and model.config["beta"] == 0.0
+
+
 def test_save_load_gives_identical_outputs(grain_model, tmp_path):
     save_model(grain_model, tmp_path / "m")
     back = load_model(tmp_path / "m")

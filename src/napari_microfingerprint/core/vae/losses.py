@@ -3,7 +3,8 @@
 Reductions: the pixel losses (MSE, BCE, spectral) are means over every pixel of the batch; the KL divergence
 is summed over the latent dimensions and averaged over the batch; the style loss is a sum over layers of the
 mean squared Gram-matrix difference, averaged over the batch. Training weighs the KL divergence by
-``beta / pixels`` (:func:`~.training.kl_weight`), which makes the objective the per-pixel evidence lower bound.
+``beta / pixels`` (:func:`~.training.kl_weight`), which makes the objective the per-pixel evidence lower bound
+at ``beta = 1`` (grain models default to 1e-3, :data:`~.training.DEFAULT_BETA`).
 """
 from __future__ import annotations
 

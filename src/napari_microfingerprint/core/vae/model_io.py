@@ -100,15 +100,16 @@ BUILTIN_MODELS: dict[str, dict[str, str]] = {
         "file": "li2018_two_phase_vae",
         "about": "paper 000's convolutional VAE with two blocks, 64 px patches, 16-dimensional fingerprints, "
                  "trained on the bundled ceramics and sandstone phase maps (Li et al. 2018, CC BY 4.0)",
-        "hint": "open the ceramics or sandstone sample (File > Open Sample) as the layer to encode or walk from",
+        "hint": "open the ceramics sample (File > Open Sample; the sandstone is load_example('sandstone')) as the "
+                "layer to encode or walk from",
     },
     "potts-grains": {
         "file": "potts_grains_vae",
         "about": "paper 000's convolutional VAE (three blocks pooling by 2), 64 px patches of grain distance "
                  "maps, 256-dimensional fingerprints, trained on the package's own Potts grain structures at the "
                  "early, intermediate and late stage",
-        "hint": "open the 'grains 2D (Potts, intermediate)' sample (File > Open Sample) as the layer to encode or "
-                "walk from",
+        "hint": "open File > Open Sample > Grain structure 2D (Potts grain growth) as the layer to encode or walk "
+                "from",
     },
 }
 

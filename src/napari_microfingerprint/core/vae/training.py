@@ -253,7 +253,8 @@ def train_vae_iter(
     shown = data[val_idx[:N_EXAMPLES]]
     net = model.net.to(dev)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=learning_rate)
-    use_amp = dev.type == "cuda"  # bfloat16: float16 would need a gradient scaler against underflow
+    # bfloat16 where the GPU has it (float16 would need a gradient scaler against underflow); float32 otherwise
+    use_amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
     best = (math.inf, {k: v.detach().clone() for k, v in net.state_dict().items()})
     stale = 0
     steps_per_epoch = math.ceil(len(train_idx) / batch_size)
