@@ -95,7 +95,7 @@ def kl_weight(config: dict) -> float:
     reconstruction losses are means over pixels and the KL divergence a sum over latent dimensions, so this is
     the evidence lower bound (reconstruction and KL both summed per patch, as paper 001's BCE) divided by ``m``.
     Summing the KL over the latent against a per-pixel mean loss collapsed every posterior. Even ``beta = 1``
-    treats the MSE as a Gaussian likelihood of variance 1/2, far above the 0.02-0.07 variance of grain distance
+    treats the MSE as a Gaussian likelihood of variance 1/2, far above the 0.02-0.065 variance of grain distance
     maps in [0, 1] units, so a grain decoder returned each patch's mean (held-out MSE over variance 1.00);
     ``beta = 1e-3`` learnt (0.23 on late-stage patches in the same 240 s, BENCHMARKS.md): :data:`DEFAULT_BETA`."""
     return float(config["beta"]) / float(config["patch_size"]) ** 2
