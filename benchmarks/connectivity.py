@@ -14,10 +14,16 @@ Data (not shipped; see ``../shared/data/MANIFEST.md``):
 * target tortuosity: the Leopard slice with the pore tortuosity prescribed 20 % below and above the real crops'
   (geometric) mean; the reached value per axis and the S2 error;
 * the porous zone of the Leopard (y >= 55, where the sub-volume is nearly stationary; :func:`zones`): 36^3 from
-  three of its sections, several seeds, against 36^3 windows of the zone.
+  three of its sections, several seeds, against 36^3 windows of the zone;
+* every low-porosity section of the Leopard (:func:`sweep`): sections along z, y and x with porosity 0.12-0.21,
+  two seeds each, 64^3: percolation, largest cluster, tortuosity and the descriptor errors;
+* stationary stand-ins for other rocks (:func:`packs`): the pore space between overlapping polydisperse spherical
+  grains (a Boolean model, periodic 128^3) at porosity 0.13, 0.17 and 0.20, 64^3 from its section nearest the mean
+  porosity against 8 crops of 64^3; with ``--floor-gammas`` also the candidate conductivity exponents of the
+  connectivity floor's soft diffusivity (``c = p^gamma``; the default is 3).
 
     python benchmarks/connectivity.py [--data ../shared/data] [--sizes 64 128] [--slices 50 15]
-        [--skip leopard anode target zones] [--zone-seeds 3]
+        [--skip leopard anode target zones sweep packs] [--zone-seeds 3] [--floor-gammas 3 2 1.5]
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ import numpy as np
 from _report import report as write_report
 
 from napari_microfingerprint import match, structure_report, tortuosity
+from napari_microfingerprint.core import transport
 
 METRICS = ("volume_fraction", "specific_surface", "euler_density", "cluster_density", "largest_cluster_share",
            "percolating_axes", "chord_mean_z", "chord_mean_y", "chord_mean_x", "pore_size_mean",
@@ -178,13 +185,88 @@ def zones(data: Path, seeds: int) -> tuple[list[dict], list[dict]]:
     return rows, summary
 
 
+def sweep(data: Path) -> list[dict]:
+    """Four sections per axis of the Leopard with porosity 0.12-0.21 (the low-porosity rock where connectivity
+    broke), two seeds each, 64^3 with the default."""
+    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    rows = []
+    for ax in range(3):
+        porosity = np.moveaxis(vol, ax, 0).mean(axis=(1, 2))
+        picks = [k for k in range(5, 95) if 0.12 <= porosity[k] <= 0.21]
+        for k in picks[::max(1, len(picks) // 4)][:4]:
+            for seed in (0, 1):
+                start = time.perf_counter()
+                res = match(np.take(vol, k, axis=ax), (64, 64, 64), seed=seed)
+                seconds = time.perf_counter() - start
+                rep = structure_report(res.labels, transport=True).phases[1].values
+                rows.append({"section": f"{'zyx'[ax]}={k}", "porosity": round(float(porosity[k]), 3), "seed": seed,
+                             "seconds": round(seconds, 1), "pore clusters": int(rep["clusters"]),
+                             "largest cluster share": round(rep["largest_cluster_share"], 3),
+                             "percolating axes": int(rep["percolating_axes"]),
+                             "pore tortuosity z/y/x": "/".join(_fmt(rep[f"tortuosity_{a}"]) for a in "zyx"),
+                             "s2 error (z)": round(res.errors["z"]["s2"], 3),
+                             "variation error (z)": round(res.errors["z"]["variation"], 3)})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def grain_pack(n: int, porosity: float, r_min: float, r_max: float, seed: int) -> np.ndarray:
+    """Pore space (1) between overlapping spheres of radii uniform in [r_min, r_max] placed at random in a periodic
+    n^3 box until the porosity falls to ``porosity`` (a Boolean model: a stationary stand-in for a sandstone)."""
+    rng = np.random.default_rng(seed)
+    solid = np.zeros((n, n, n), dtype=bool)
+    grid = np.ogrid[:n, :n, :n]
+    while 1.0 - solid.mean() > porosity:
+        for _ in range(20):
+            centre, radius = rng.uniform(0, n, 3), rng.uniform(r_min, r_max)
+            d2 = sum(np.minimum(abs(g - c), n - abs(g - c)) ** 2 for g, c in zip(grid, centre))
+            solid |= d2 <= radius * radius
+    return (~solid).astype(np.uint8)
+
+
+def packs(gammas: list[float]) -> tuple[list[dict], list[dict]]:
+    """Boolean grain packs at porosity 0.13, 0.17, 0.20: descriptors only, the default, and the default with
+    other conductivity exponents of the floor's soft diffusivity."""
+    summary, rows = [], []
+    defaults = transport.SoftDiffusivity.__init__.__defaults__
+    for porosity in (0.13, 0.17, 0.20):
+        vol = grain_pack(128, porosity, 5.0, 10.0, seed=int(round(100 * porosity)))
+        profile = vol.mean(axis=(1, 2))
+        z = 32 + int(np.argmin(np.abs(profile[32:96] - vol.mean())))
+        case = f"grain pack {vol.mean():.3f}, section z={z} ({profile[z]:.3f}) -> 64^3"
+        reports = {}
+        runs = [("descriptors only", "off", defaults[0])] + [
+            ("default" if g == defaults[0] else f"floor gamma {g:g}", "auto", g) for g in gammas]
+        for name, conn, gamma in runs:
+            transport.SoftDiffusivity.__init__.__defaults__ = (gamma, *defaults[1:])
+            try:
+                start = time.perf_counter()
+                res = match(vol[z], (64, 64, 64), connectivity=conn, seed=0)
+                seconds = time.perf_counter() - start
+            finally:
+                transport.SoftDiffusivity.__init__.__defaults__ = defaults
+            rep = structure_report(res.labels, vol, n_windows=8, seed=0)
+            reports[name] = rep
+            row = _summary(case, name, res, rep, seconds)
+            row["solid tortuosity (z, y, x)"] = ", ".join(_fmt(rep.phases[0].values[f"tortuosity_{a}"]) for a in "zyx")
+            row["what is outside"] = ", ".join(f"{r.phase}:{r.metric}" for r in rep.comparison.itertuples()
+                                               if not r.inside)
+            summary.append(row)
+            print(row, flush=True)
+        rows += _rows(case, reports, (1, 0))
+    return rows, summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--slices", type=int, nargs="+", default=[50, 15, 20])
-    parser.add_argument("--skip", nargs="*", default=[], choices=["leopard", "anode", "target", "zones"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["leopard", "anode", "target", "zones", "sweep", "packs"])
     parser.add_argument("--zone-seeds", type=int, default=3, help="seeds per section of the porous zone")
+    parser.add_argument("--floor-gammas", type=float, nargs="+", default=[3.0],
+                        help="conductivity exponents of the floor's soft diffusivity tried on the grain packs")
     args = parser.parse_args()
     print("load:", os.getloadavg())
     if "leopard" not in args.skip:
@@ -201,6 +283,12 @@ def main() -> None:
         rows, summary = zones(args.data, args.zone_seeds)
         write_report(rows, "connectivity_zones_runs")
         write_report(summary, "connectivity_zones_summary")
+    if "sweep" not in args.skip:
+        write_report(sweep(args.data), "connectivity_low_porosity_sweep")
+    if "packs" not in args.skip:
+        rows, summary = packs(args.floor_gammas)
+        write_report(summary, "connectivity_packs_summary")
+        write_report(rows, "connectivity_packs_metrics")
     print("load:", os.getloadavg())
 
 

@@ -49,3 +49,25 @@ def test_decoded_fingerprint_keeps_the_grain_size(model):
     decoded = decode_labels(model, encode(model, labels))
     area = grain_statistics(labels)[0]["area"].mean()
     assert abs(grain_statistics(decoded)[0]["area"].mean() - area) < 0.5 * area
+
+
+def test_grain_head_follows_the_fingerprint(model):
+    """The grain bridge's head on the shipped 256-dimensional model: the log mean grain area it predicts from a
+    held-out window's fingerprint explains much of what grain_statistics measures on the window (measured R^2
+    0.69 on this stage; the k-nearest-neighbour head it replaced: -0.13), and for fingerprints sampled from the
+    training fingerprints' normal it predicts the real windows' mean (measured 50.4 px against 50.8; the
+    k-nearest-neighbour head: 46.8)."""
+    from napari_microfingerprint import fit_grain_head, sample_latent
+
+    p, dim = model.config["patch_size"], model.config["latent_dim"]
+    train = [make_grain_structure((256, 256), stage="early", seed=s, device="cpu") for s in range(4)]
+    head = fit_grain_head(model, train, device="cpu")
+    real = make_grain_structure((512, 512), stage="early", seed=200, device="cpu")
+    z = encode(model, real, stride=p // 2).reshape(-1, dim)
+    truth = np.log([grain_statistics(real[y:y + p, x:x + p])[1]["mean_area"]
+                    for y in range(0, 512 - p + 1, p // 2) for x in range(0, 512 - p + 1, p // 2)])
+    predicted = np.log(head.predict(z)[0])
+    assert 1 - np.mean((predicted - truth) ** 2) / np.var(truth) > 0.4
+    pool = np.concatenate([encode(model, t, stride=p // 2).reshape(-1, dim) for t in train])
+    sampled = head.predict(sample_latent(model, pool, n=64, seed=0, labels=True).z)[0]
+    assert sampled.mean() == pytest.approx(np.exp(truth).mean(), rel=0.04)

@@ -87,7 +87,7 @@ def test_fingerprints_of_small_and_large_grains_give_small_and_large_grains(earl
     for real in held_out:
         z = encode(model, real, stride=32).reshape(-1, 8)
         predicted = head.predict(z)[0]
-        # the nearest training windows' sizes: measured medians 39 and 77 against the real windows' 41 and 75
+        # the ridge head's sizes: measured medians 43 and 78 against the real windows' 41 and 75
         assert np.median(predicted) == pytest.approx(np.mean(_window_areas(real, 32)), rel=0.25)
         typical = z[np.argsort(predicted)[len(predicted) // 2]]
         grown.append(grains_from_fingerprint(head, typical, (64, 64), seed=0, device="cpu"))

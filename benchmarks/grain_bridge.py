@@ -1,0 +1,108 @@
+"""The grain bridge of the shipped grain model, in 2D and 3D (issue 13): sampled fingerprints -> predicted grain
+size and R-n slope -> Potts grains, judged by the generation-quality measure against a held-out map.
+
+Per Potts stage (training maps: seeds 0-3, 256^2, as ``scripts/train_grain_model.py``; held out: one 512^2 map,
+seed 200): the head's held-out R^2 on the windows of the held-out map, the mean and sd of its predictions for 64
+sampled fingerprints against the held-out windows' own, the 64 fingerprints as 64^2 maps (one judgement over all
+64), and the first ``--volumes`` of them as 64^3 volumes, each judged on 16 of its sections (8 along z, 8 along
+y), with the mean statistics of those sections.
+
+    python benchmarks/grain_bridge.py [--stages early intermediate late] [--volumes 8]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+import numpy as np
+
+import napari_microfingerprint as m
+from napari_microfingerprint.core.characterization import grain_statistics
+from napari_microfingerprint.core.generation_quality import real_patches
+
+
+def _shares(quality) -> str:
+    return " / ".join(f"{100 * r.inside_share:.0f}" for r in quality.table.itertuples())
+
+
+def _window_values(model, maps: list[np.ndarray], step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fingerprints and (log mean area, R-n slope) of the ``step``-strided windows of ``maps``."""
+    p, dim = model.config["patch_size"], model.config["latent_dim"]
+    zs, values = [], []
+    for lab in maps:
+        for y in range(0, lab.shape[0] - p + 1, step):
+            for x in range(0, lab.shape[1] - p + 1, step):
+                summary = grain_statistics(lab[y:y + p, x:x + p])[1]
+                values.append((np.log(summary["mean_area"]), summary["rn_slope"]))
+        zs.append(m.encode(model, lab, stride=step).reshape(-1, dim))
+    return np.concatenate(zs), np.asarray(values)
+
+
+def _r2(pred: np.ndarray, true: np.ndarray) -> float:
+    ok = np.isfinite(true)
+    return float(1 - np.mean((pred[ok] - true[ok]) ** 2) / np.var(true[ok]))
+
+
+def stage_rows(model, stage: str, volumes: int) -> list[str]:
+    p, dim = model.config["patch_size"], model.config["latent_dim"]
+    train = [m.make_grain_structure((256, 256), stage=stage, seed=s, device="cpu") for s in range(4)]
+    real = m.make_grain_structure((512, 512), stage=stage, seed=200, device="cpu")
+    patches = real_patches(model, real, "grains")[0]
+    z = np.concatenate([m.encode(model, t, stride=p // 2).reshape(-1, dim) for t in train])
+    walk = m.sample_latent(model, z, n=64, seed=0, labels=True)
+    start = time.perf_counter()
+    head = m.fit_grain_head(model, train, device="cpu")
+    fit = time.perf_counter() - start
+    z_real, truth = _window_values(model, [real], p // 2)
+    area_pred, slope_pred = head.predict(z_real)
+    areas, slopes = head.predict(walk.z)
+    real_area = np.exp(truth[:, 0])
+    rows = [f"| {stage} | head | R^2 held out: log area {_r2(np.log(area_pred), truth[:, 0]):.2f}, slope "
+            f"{_r2(slope_pred, truth[:, 1]):.2f}; predicted for the 64 samples: area {areas.mean():.1f} ± "
+            f"{areas.std():.1f} (held-out windows {real_area.mean():.1f} ± {real_area.std():.1f}), slope "
+            f"{slopes.mean():.3f} ± "
+            f"{slopes.std():.3f} ({np.nanmean(truth[:, 1]):.3f} ± {np.nanstd(truth[:, 1]):.3f}) | {fit:.0f} | | |"]
+    start = time.perf_counter()
+    maps = [m.grains_from_fingerprint(head, zz, (p, p), seed=k, device="cpu") for k, zz in enumerate(walk.z)]
+    quality = m.generation_quality(maps, patches, kind="grains")
+    rows.append(f"| {stage} | 64 maps of 64^2 | {time.perf_counter() - start:.0f} | {_shares(quality)} | "
+                f"{'yes' if quality.passed else 'no'} |")
+    for k in range(volumes):
+        start = time.perf_counter()
+        vol = m.grains_from_fingerprint(head, walk.z[k], (64, 64, 64), seed=0, device="cpu")
+        seconds = time.perf_counter() - start
+        sections = [vol[i] for i in range(0, 64, 8)] + [vol[:, i] for i in range(0, 64, 8)]
+        q = m.generation_quality(sections, patches, kind="grains")
+        stats = [grain_statistics(s)[1] for s in sections]
+        rows.append(f"| {stage} | 64^3 volume of sample {k} (predicted area {areas[k]:.0f}, slope {slopes[k]:.2f}; "
+                    f"sections: area {np.mean([s['mean_area'] for s in stats]):.0f}, slope "
+                    f"{np.nanmean([s['rn_slope'] for s in stats]):.2f}) | {seconds:.0f} | {_shares(q)} | "
+                    f"{'yes' if q.passed else 'no'} |")
+    real_stats = [grain_statistics(s)[1] for s in patches]
+    rows.append(f"| {stage} | held-out patches | | area {np.mean([s['mean_area'] for s in real_stats]):.0f} ± "
+                f"{np.std([s['mean_area'] for s in real_stats]):.0f}, slope "
+                f"{np.nanmean([s['rn_slope'] for s in real_stats]):.2f} ± "
+                f"{np.nanstd([s['rn_slope'] for s in real_stats]):.2f} | |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", nargs="+", default=["early", "intermediate", "late"])
+    parser.add_argument("--volumes", type=int, default=8, help="sampled fingerprints made into 64^3 volumes")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    print("load:", os.getloadavg())
+    model = m.load_builtin_model("potts-grains")
+    print("| stage | generated | seconds | inside the real 2 sd: grain count / mean area / R-n slope (%) | passes |")
+    print("|---|---|---:|---|---|")
+    for stage in args.stages:
+        for line in stage_rows(model, stage, args.volumes):
+            print(line, flush=True)
+    print("load:", os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
