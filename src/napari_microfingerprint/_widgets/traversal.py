@@ -98,8 +98,9 @@ class TraversalWidget(QWidget):
         self.structure_button.setToolTip(
             "Two-phase micrograph models: the step's fingerprint predicts descriptors (volume fractions, S2, "
             "variation) from the source layer's nearest windows, and the descriptor reconstruction makes a sharp "
-            "2D image and a 3D volume with them. Grain models: the fingerprint predicts the grain size and R-n "
-            "slope from the source label map's nearest windows, and Potts grain growth makes grains of that size.")
+            "2D image and a 3D volume with them. Grain models: a ridge regression on the source label map's "
+            "windows predicts the grain size and R-n slope from the fingerprint, and Potts grain growth makes "
+            "grains of that size.")
         self.structure_button.clicked.connect(lambda: self.structures_from_step())
 
         self.analysis_layers = Select(label="layers", choices=self._layers)
