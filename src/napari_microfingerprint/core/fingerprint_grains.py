@@ -9,8 +9,8 @@ mean grain area as :func:`~.characterization.grain_statistics` measures it); a r
 ``RidgeCV``, its penalty chosen by leave-one-out cross-validation) on the standardised fingerprints predicts the
 log mean grain area and R-n slope (radius against neighbour count, paper 000 Fig. 4) of any fingerprint. A
 linear head, because a k-nearest-neighbour one failed on the shipped 256-dimensional model: held-out R^2 -0.13
-and 0.05 for the log area (early and late Potts stage), and its predictions for sampled fingerprints were 8 %
-too small with a third of the real spread; the ridge regression has R^2 0.69 and 0.51 and predicts the real
+and 0.05 for the log area (early and late Potts stage), and its predictions for sampled fingerprints were 5-8 %
+too small with a quarter of the real spread; the ridge regression has R^2 0.69 and 0.51 and predicts the real
 mean (BENCHMARKS.md, issue 13). A periodic Voronoi
 tessellation grows under the Potts model until its windows (the sections of a 3D volume) reach the predicted mean
 area. How far it grows (its growth factor: the final over the starting mean area) sets its age, and with it the
