@@ -76,15 +76,19 @@ class GrainHead:
     patch_size: int
     latent_dim: int
     n_windows: int
+    #: The training windows' smallest and largest mean area and R-n slope: a linear head extrapolates without
+    #: bound, so a fingerprint far from the training ones (a long latent walk) is held to what was seen.
+    area_range: tuple[float, float] = (0.0, math.inf)
+    slope_range: tuple[float, float] = (-math.inf, math.inf)
 
     def predict(self, z) -> tuple[np.ndarray, np.ndarray]:
         """The predicted mean grain area (pixels, as measured on one window) and R-n slope (NaN without a slope
-        regression) of each fingerprint of ``z``."""
+        regression) of each fingerprint of ``z``, each within the training windows' range."""
         from .analysis import as_fingerprints
 
         zz = as_fingerprints(z, "z", self.latent_dim)
         slopes = self.slope.predict(zz) if self.slope is not None else np.full(len(zz), np.nan)
-        return np.exp(self.area.predict(zz)), slopes
+        return np.clip(np.exp(self.area.predict(zz)), *self.area_range), np.clip(slopes, *self.slope_range)
 
     def growth_for(self, mean_area: float, rn_slope: float) -> float:
         """The growth factor of :data:`GROWTHS` whose R-n slope, interpolated in log area from the table, is
@@ -223,7 +227,9 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     areas = np.unique(np.percentile(values[:, 0], [10, 50, 90]))
     table = np.array([[np.mean([window_rn_slope(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
                                 for k in range(TABLE_SEEDS)]) for g in GROWTHS] for a in areas])
-    return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table, p, model.config["latent_dim"], len(z))
+    seen = values[finite, 1] if finite.any() else np.array([-math.inf, math.inf])
+    return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table, p, model.config["latent_dim"], len(z),
+                     (float(values[:, 0].min()), float(values[:, 0].max())), (float(seen.min()), float(seen.max())))
 
 
 def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed: int = 0, device: str = "auto",

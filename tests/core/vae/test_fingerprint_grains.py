@@ -23,11 +23,13 @@ from napari_microfingerprint.core.fingerprint_grains import (
 )
 
 
-def _window_areas(labels: np.ndarray, window: int) -> list[float]:
-    """Mean grain areas of the windows, measured independently by grain_statistics."""
+def _window_areas(labels: np.ndarray, window: int, stride: int | None = None) -> list[float]:
+    """Mean grain areas of the windows (at ``stride``, default a window), measured independently by
+    grain_statistics."""
+    step = stride or window
     return [grain_statistics(labels[y:y + window, x:x + window])[1]["mean_area"]
-            for y in range(0, labels.shape[0] - window + 1, window)
-            for x in range(0, labels.shape[1] - window + 1, window)]
+            for y in range(0, labels.shape[0] - window + 1, step)
+            for x in range(0, labels.shape[1] - window + 1, step)]
 
 
 @pytest.mark.parametrize("target", [30.0, 90.0])
@@ -92,6 +94,10 @@ def test_fingerprints_of_small_and_large_grains_give_small_and_large_grains(earl
         typical = z[np.argsort(predicted)[len(predicted) // 2]]
         grown.append(grains_from_fingerprint(head, typical, (64, 64), seed=0, device="cpu"))
     assert window_mean_area(grown[1], 32) > 1.4 * window_mean_area(grown[0], 32)
+    # a fingerprint far beyond the training ones (a long walk) is held to the training windows' grain sizes
+    seen = [a for lab in maps for a in _window_areas(lab, 32, 8)]
+    far = head.predict(50.0 * z)[0]
+    assert min(seen) - 1e-6 <= far.min() and far.max() <= max(seen) + 1e-6
     # judged as the traversal widget judges a walk: grown from the early fingerprints, against the early windows
     z = encode(model, held_out[0], stride=32).reshape(-1, 8)
     samples = [grains_from_fingerprint(head, zz, (32, 32), seed=k, device="cpu") for k, zz in enumerate(z[:8])]
