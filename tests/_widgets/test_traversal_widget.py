@@ -34,7 +34,7 @@ def _grains(viewer, seed, size=128):
 
 def _wait(widget, qtbot):
     """Until the widget's worker is done. The grain bridge (head fit with its growth table, 2D and 3D growth)
-    takes 60-120 s on two shared CPU cores, so the limit leaves room for a loaded CI machine."""
+    once took over 120 s on the two-core CI machine, so the limit leaves room for a loaded one."""
     qtbot.waitUntil(lambda: widget.progress.worker is None, timeout=300_000)
 
 
