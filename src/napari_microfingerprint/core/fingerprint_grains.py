@@ -17,8 +17,11 @@ area. How far it grows (its growth factor: the final over the starting mean area
 R-n slope: a young, Voronoi-like structure has a flatter one than an old one of the same grain size. The head
 tabulates the slope reached against the growth factor at a few grain sizes of the training windows, and each
 fingerprint grows by the factor whose slope is nearest its own prediction (of factors whose table slopes are
-too close to tell apart, the one nearest the default growth). Every latent walk then yields grain maps in 2D and
-volumes in 3D.
+too close to tell apart, the one nearest the default growth). A 2D map grows in a box of several windows, whose
+windows scatter around their mean about as much as the real windows do between themselves; the box's crop nearest
+the predicted size is returned, so that the fingerprint, not that scatter, sets the size (returning a fixed crop
+gave 83-88 % of late-stage grain counts inside the real spread, the nearest crop 92-97 %). Every latent walk then
+yields grain maps in 2D and volumes in 3D.
 """
 from __future__ import annotations
 
@@ -175,7 +178,21 @@ def grow_grains_iter(shape: Sequence[int], mean_area: float, window: int, growth
                        f"{mean_area:.0f} px ({done} Monte Carlo steps)")
     if abs(math.log(previous[1] / mean_area)) < abs(math.log(area / mean_area)):
         labels = previous[0]
-    return _pieces(labels[tuple(slice(0, s) for s in shp)])
+    return _nearest_crop(labels, shp, mean_area, window)
+
+
+def _nearest_crop(box: np.ndarray, shape: tuple[int, ...], mean_area: float, window: int) -> np.ndarray:
+    """Of the non-overlapping ``shape``-sized crops of a grown 2D ``box`` (one crop for a 3D volume, which grows
+    in its own box), the one whose windows' mean grain area is nearest ``mean_area`` in log, as its connected
+    pieces. The growth stops on the mean of all the box's windows, and one window scatters around that mean by
+    about 10 % (late Potts stage), as much as the real windows scatter between themselves; a fixed crop would add
+    that scatter once more to the spread of the predictions (generated areas sd 12.9 px against the real 10)."""
+    starts = [range(0, b - s + 1, s) for b, s in zip(box.shape, shape)]
+    crops = [_pieces(box[tuple(slice(o, o + s) for o, s in zip(offset, shape))])
+             for offset in np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(shape))]
+    if len(crops) == 1:
+        return crops[0]
+    return min(crops, key=lambda c: abs(math.log(window_mean_area(c, window) / mean_area)))
 
 
 def grow_grains(shape: Sequence[int], mean_area: float, window: int, growth: float = DEFAULT_GROWTH,
@@ -184,8 +201,9 @@ def grow_grains(shape: Sequence[int], mean_area: float, window: int, growth: flo
     mean grain area close to ``mean_area`` pixels: a periodic Voronoi tessellation with ``growth`` times smaller
     grains coarsened by the Potts model (:func:`~.synthetic.potts_grain_growth`, boundaries moving by curvature,
     paper 000 Eq. 1-6) until it passes ``mean_area``; the snapshot nearer to it (in log area) is kept. A 2D map
-    grows in a box of :data:`BOX_WINDOWS` windows a side and is cropped. Labels are the connected pieces in the
-    box (a grain that wraps around the periodic box counts as its pieces, as in a crop of a larger structure)."""
+    grows in a box of :data:`BOX_WINDOWS` windows a side; of its non-overlapping crops of ``shape``, the one
+    nearest ``mean_area`` is returned. Labels are the connected pieces of the crop (a grain that wraps around
+    the periodic box or leaves the crop counts as its pieces, as in a crop of a larger structure)."""
     return run_to_end(grow_grains_iter(shape, mean_area, window, growth, seed, device))
 
 

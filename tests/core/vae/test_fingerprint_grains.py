@@ -126,3 +126,22 @@ def test_growth_choice_ignores_differences_within_the_table_noise():
     blank = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]),
                       table_slopes=np.full((2, len(GROWTHS)), np.nan), patch_size=64, latent_dim=4, n_windows=1)
     assert blank.growth_for(70.0, 0.9) == DEFAULT_GROWTH
+
+
+def test_a_2d_map_is_the_crop_of_its_box_nearest_the_requested_size():
+    """A 32^2 map grows in the same 128^2 box as a 128^2 request (same seed and size) and is the box's crop whose
+    mean grain area, measured independently by grain_statistics on the crop's connected pieces, is nearest the
+    request (brute force over the 16 crops)."""
+    from skimage.measure import label
+
+    target = 60.0
+    for seed in (0, 1):
+        box = grow_grains((128, 128), target, 32, seed=seed, device="cpu")
+        crops = [label(box[y:y + 32, x:x + 32], background=-1, connectivity=1)
+                 for y in range(0, 128, 32) for x in range(0, 128, 32)]
+        areas = np.array([grain_statistics(c)[1]["mean_area"] for c in crops])
+        nearest = crops[int(np.argmin(np.abs(np.log(areas / target))))]
+        grown = grow_grains((32, 32), target, 32, seed=seed, device="cpu")
+        pairs = np.unique(np.stack([grown.ravel(), nearest.ravel()]), axis=1)
+        assert np.ptp(areas) > 0.05 * target  # the crops differ, so the choice matters
+        assert len(pairs.T) == len(np.unique(grown)) == len(np.unique(nearest))  # the same partition
