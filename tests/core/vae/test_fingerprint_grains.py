@@ -55,6 +55,18 @@ def test_a_young_structure_has_a_flatter_rn_slope():
     assert young < old - 0.05
 
 
+def test_growth_counts_from_the_start_as_drawn():
+    """Growth 1 is the Voronoi start itself, however far its windows miss the requested area; growth 1.01 takes
+    a few Monte Carlo steps (the early Potts stage is 4). Stopping at the requested area let the start's miss of
+    1-3 % decide: growth 1 took 5-8 steps (BENCHMARKS.md, issue 13)."""
+    from napari_microfingerprint.core.fingerprint_grains import grow_grains_iter
+
+    for growth, least, most in ((1.0, 0, 0), (1.01, 1, 10)):
+        for seed in range(3):
+            steps = [p.step for p in grow_grains_iter((128, 128), 50.0, 32, growth=growth, seed=seed, device="cpu")]
+            assert least <= max(steps) <= most
+
+
 def test_a_3d_volume_has_sections_of_the_requested_size():
     volume = grow_grains((16, 32, 32), 40.0, 32, seed=0, device="cpu")
     assert volume.shape == (16, 32, 32)
@@ -108,21 +120,21 @@ def test_fingerprints_of_small_and_large_grains_give_small_and_large_grains(earl
 
 
 def test_growth_choice_ignores_differences_within_the_table_noise():
-    """Hand-made table (one area row, factors 1, 1.25, 1.6, 2.5, 4): slopes that differ by less than the
+    """Hand-made table (one area row, factors 1, 1.01, 1.25, 1.6, 2.5, 4): slopes that differ by less than the
     tolerance go to the default growth; a clearly flatter slope still picks the Voronoi tessellation; an unknown
     slope gives the default."""
     head = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]),
-                     table_slopes=np.array([[0.70, 0.90, 0.92, 0.95, 0.93]] * 2), patch_size=64, latent_dim=4,
+                     table_slopes=np.array([[0.70, 0.82, 0.90, 0.92, 0.95, 0.93]] * 2), patch_size=64, latent_dim=4,
                      n_windows=1)
-    assert GROWTHS == (1.0, 1.25, 1.6, 2.5, 4.0)
+    assert GROWTHS == (1.0, 1.01, 1.25, 1.6, 2.5, 4.0)
     assert head.growth_for(70.0, 0.93) == DEFAULT_GROWTH == 2.5  # 0.90-0.95 are all within 0.1 of the best
     assert head.growth_for(70.0, 0.91) == DEFAULT_GROWTH
     assert head.growth_for(70.0, 0.68) == 1.0  # young: only the Voronoi entry is near
     assert head.growth_for(70.0, float("nan")) == DEFAULT_GROWTH
     close = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]),
-                      table_slopes=np.array([[0.69, 0.81, 0.92, 0.95, 0.93]] * 2), patch_size=64, latent_dim=4,
+                      table_slopes=np.array([[0.69, 0.81, 0.84, 0.92, 0.95, 0.93]] * 2), patch_size=64, latent_dim=4,
                       n_windows=1)
-    assert close.growth_for(70.0, 0.71) == 1.0  # nearer the Voronoi entry, which the 1.25 entry is 0.12 from
+    assert close.growth_for(70.0, 0.71) == 1.0  # nearer the Voronoi entry, which the 1.01 entry is 0.12 from
     blank = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]),
                       table_slopes=np.full((2, len(GROWTHS)), np.nan), patch_size=64, latent_dim=4, n_windows=1)
     assert blank.growth_for(70.0, 0.9) == DEFAULT_GROWTH
