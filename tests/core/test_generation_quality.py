@@ -46,6 +46,17 @@ def test_real_patches_are_inside_and_noise_is_outside(real):
     assert len(coarse.samples) == 64 and "S2 shape distance to the real mean inside" in coarse.samples
 
 
+def test_summary_names_the_size_of_the_real_set(real):
+    """The verdict says how many real patches the spread comes from, and warns below FEW_REAL_PATCHES."""
+    from napari_microfingerprint.core.generation_quality import FEW_REAL_PATCHES
+
+    few = generation_quality(real[:8], real)
+    assert few.n_real == len(real) == 64 < FEW_REAL_PATCHES
+    assert "against 64 real patches" in few.summary() and "only 64 real patches" in few.summary()
+    many = generation_quality(real[:8], _tiles(make_two_phase((768, 768), 0.35, 4.0, seed=1), 48))
+    assert many.n_real == 256 and "against 256 real patches" in many.summary() and "only" not in many.summary()
+
+
 def test_grain_statistics_separate_growth_stages():
     """Late-stage Potts patches are inside the spread of other late-stage patches and outside that of early
     ones (many more, smaller grains), on grain count and mean area."""

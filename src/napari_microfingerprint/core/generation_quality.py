@@ -35,17 +35,23 @@ from .vae.training import VAEModel
 from .validation import InputError, check_choice, check_float, check_int, check_labels
 
 KINDS = ("phases", "grains")
+#: Below this many real patches, :meth:`GenerationQuality.summary` says that the real spread is uncertain: judged
+#: against the 64 windows of one 512^2 Potts map, real windows of other maps fail the 90 % rule 7 times in 24;
+#: against 256 windows of four maps, once (BENCHMARKS.md, issue 13).
+FEW_REAL_PATCHES = 128
 
 
 @dataclass
 class GenerationQuality:
     """``table``: one row per statistic (real mean and sd, generated mean and sd, the share of generated
     structures inside the real spread, passed); ``samples``: every generated structure's values and inside
-    flags. ``passed`` is True when every statistic passes."""
+    flags; ``n_real``: the number of real patches the spread comes from. ``passed`` is True when every
+    statistic passes."""
 
     kind: str
     table: pd.DataFrame
     samples: pd.DataFrame
+    n_real: int
 
     @property
     def passed(self) -> bool:
@@ -54,7 +60,12 @@ class GenerationQuality:
     def summary(self) -> str:
         parts = [f"{row.statistic} {100 * row.inside_share:.0f} % inside" for row in self.table.itertuples()]
         verdict = "passes" if self.passed else "fails"
-        return f"{len(self.samples)} generated {self.kind} structures {verdict}: " + ", ".join(parts)
+        text = (f"{len(self.samples)} generated {self.kind} structures {verdict} against {self.n_real} real "
+                "patches: " + ", ".join(parts))
+        if self.n_real < FEW_REAL_PATCHES:
+            text += (f" (only {self.n_real} real patches: the real spread is uncertain, and real structures "
+                     "themselves often fail against so few; judge against a larger image or several)")
+        return text
 
 
 def _stack(structures, name: str) -> list[np.ndarray]:
@@ -123,7 +134,7 @@ def generation_quality(generated, real, kind: str = "phases", limit_to: int = 8,
     The real spread is estimated from ``real``, so give as many patches as the material allows. Judged against
     the 64 windows of one 512^2 Potts map, the 64 windows of another map of the same stage pass only 17 of 24
     times (the R-n slope, 84-89 % inside); against 256 windows of four maps, 23 of 24 times (BENCHMARKS.md,
-    issue 13)."""
+    issue 13). The summary says so below :data:`FEW_REAL_PATCHES` patches."""
     check_choice(kind, "kind", KINDS)
     sd = check_float(sd, "sd", 0.0, open_low=True)
     share = check_float(share, "share", 0.0, 1.0)
@@ -158,7 +169,7 @@ def generation_quality(generated, real, kind: str = "phases", limit_to: int = 8,
                      if np.isfinite(gen_v).any() else float("nan"),
                      "generated_sd": float(np.nanstd(gen_v, ddof=1)) if np.isfinite(gen_v).sum() > 1 else float("nan"),
                      "inside_share": float(inside.mean()), "passed": bool(inside.mean() >= share)})
-    return GenerationQuality(kind, pd.DataFrame(rows), pd.DataFrame(columns))
+    return GenerationQuality(kind, pd.DataFrame(rows), pd.DataFrame(columns), len(ref))
 
 
 def real_patches(model: VAEModel, image, kind: str) -> tuple[list[np.ndarray], float | None]:
