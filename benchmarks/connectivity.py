@@ -20,10 +20,14 @@ Data (not shipped; see ``../shared/data/MANIFEST.md``):
 * stationary stand-ins for other rocks (:func:`packs`): the pore space between overlapping polydisperse spherical
   grains (a Boolean model, periodic 128^3) at porosity 0.13, 0.17 and 0.20, 64^3 from its section nearest the mean
   porosity against 8 crops of 64^3; with ``--floor-gammas`` also the candidate conductivity exponents of the
-  connectivity floor's soft diffusivity (``c = p^gamma``; the default is 3).
+  connectivity floor's soft diffusivity (``c = p^gamma``; the default is 3);
+* Archie's law as a two-sided target (:func:`archie`): the pore tortuosity prescribed at ``1 / eps`` (m = 2) on
+  the Leopard sections z = 50, 15, 20, 8 and the three packs, against the default's one-sided floor;
+* closed pores (:func:`section_blobs`): the small interior pore clusters of 2D sections, per size, in the rock,
+  in the input sections and in their reconstructions: what one section says about the rock's closed pores.
 
     python benchmarks/connectivity.py [--data ../shared/data] [--sizes 64 128] [--slices 50 15]
-        [--skip leopard anode target zones sweep packs] [--zone-seeds 3] [--floor-gammas 3 2 1.5]
+        [--skip leopard anode target zones sweep packs archie blobs] [--zone-seeds 3] [--floor-gammas 3 2 1.5]
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.ndimage as ndi
 from _report import report as write_report
 
 from napari_microfingerprint import match, structure_report, tortuosity
@@ -224,16 +229,25 @@ def grain_pack(n: int, porosity: float, r_min: float, r_max: float, seed: int) -
     return (~solid).astype(np.uint8)
 
 
+#: The porosities of the grain packs.
+PACK_POROSITIES = (0.13, 0.17, 0.20)
+
+
+def _pack_and_section(porosity: float) -> tuple[np.ndarray, int]:
+    """The 128^3 grain pack of ``porosity`` and its z section nearest its mean porosity (in the middle half)."""
+    vol = grain_pack(128, porosity, 5.0, 10.0, seed=int(round(100 * porosity)))
+    profile = vol.mean(axis=(1, 2))
+    return vol, 32 + int(np.argmin(np.abs(profile[32:96] - vol.mean())))
+
+
 def packs(gammas: list[float]) -> tuple[list[dict], list[dict]]:
     """Boolean grain packs at porosity 0.13, 0.17, 0.20: descriptors only, the default, and the default with
     other conductivity exponents of the floor's soft diffusivity."""
     summary, rows = [], []
     defaults = transport.SoftDiffusivity.__init__.__defaults__
-    for porosity in (0.13, 0.17, 0.20):
-        vol = grain_pack(128, porosity, 5.0, 10.0, seed=int(round(100 * porosity)))
-        profile = vol.mean(axis=(1, 2))
-        z = 32 + int(np.argmin(np.abs(profile[32:96] - vol.mean())))
-        case = f"grain pack {vol.mean():.3f}, section z={z} ({profile[z]:.3f}) -> 64^3"
+    for porosity in PACK_POROSITIES:
+        vol, z = _pack_and_section(porosity)
+        case = f"grain pack {vol.mean():.3f}, section z={z} ({vol[z].mean():.3f}) -> 64^3"
         reports = {}
         runs = [("descriptors only", "off", defaults[0])] + [
             ("default" if g == defaults[0] else f"floor gamma {g:g}", "auto", g) for g in gammas]
@@ -257,13 +271,85 @@ def packs(gammas: list[float]) -> tuple[list[dict], list[dict]]:
     return rows, summary
 
 
+def _stand_ins(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, reference volume, input section): the Leopard at z = 50, 15, 20, 8 and the three grain packs."""
+    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    cases = [(f"Leopard z={z}", vol, vol[z]) for z in (50, 15, 20, 8)]
+    for porosity in PACK_POROSITIES:
+        pack, z = _pack_and_section(porosity)
+        cases.append((f"grain pack {porosity:.2f}", pack, pack[z]))
+    return cases
+
+
+def archie(data: Path) -> list[dict]:
+    """The default's one-sided floor (tortuosity at most ``1 / eps``) against Archie's law as a two-sided target
+    (the pore tortuosity prescribed at ``1 / eps`` on every axis), 64^3, seed 0."""
+    rows = []
+    for case, ref, section in _stand_ins(data):
+        eps = float(section.mean())
+        for name, kwargs in (("default (floor)", {}), ("Archie target 1/eps", {"tortuosity": {1: 1.0 / eps}})):
+            start = time.perf_counter()
+            res = match(section, (64, 64, 64), seed=0, **kwargs)
+            seconds = time.perf_counter() - start
+            rep = structure_report(res.labels, ref, n_windows=8, seed=0)
+            pore, out = rep.phases[1].values, rep.comparison
+            rows.append({"case": f"{case} ({eps:.3f})", "method": name, "seconds": round(seconds, 1),
+                         "outside 2 sd": f"{int((~out.inside).sum())}/{len(out)}",
+                         "pore tortuosity z/y/x": "/".join(_fmt(pore[f"tortuosity_{a}"]) for a in "zyx"),
+                         "largest pore cluster": round(pore["largest_cluster_share"], 3),
+                         "s2 error (z)": round(res.errors["z"]["s2"], 3),
+                         "what is outside": ", ".join(f"{r.phase}:{r.metric}" for r in out.itertuples()
+                                                      if not r.inside)})
+            print(rows[-1], flush=True)
+    return rows
+
+
+#: Size bins (pixels) of :func:`section_blobs`.
+BLOB_BINS = (1, 3, 11, 31, 101)
+
+
+def _blobs(section: np.ndarray) -> np.ndarray:
+    """Pore clusters (4-connected) of a 2D section that do not touch its border, per 10^4 pixels, by size."""
+    clusters, n = ndi.label(section == 1)
+    edge = np.unique(np.concatenate([clusters[0], clusters[-1], clusters[:, 0], clusters[:, -1]]))
+    sizes = np.bincount(clusters.ravel(), minlength=n + 1)
+    inner = np.setdiff1d(np.arange(1, n + 1), edge)
+    return np.histogram(sizes[inner], (*BLOB_BINS, math.inf))[0] / section.size * 1e4
+
+
+def _section_blobs(vol: np.ndarray) -> np.ndarray:
+    return np.array([_blobs(np.take(vol, k, axis=ax)) for ax in range(3) for k in range(0, vol.shape[ax], 4)])
+
+
+def section_blobs(data: Path) -> list[dict]:
+    """Small closed pores show in sections as small pore clusters inside the section. Their density per size in
+    the rock's sections (every 4th along each axis), in the input sections and in the sections of their 64^3
+    reconstructions (descriptors only and the default), seed 0."""
+    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    bins = [f"{a}-{b - 1} px" for a, b in zip(BLOB_BINS, (*BLOB_BINS[1:], 0))]
+    bins[-1] = f">={BLOB_BINS[-1]} px"
+    real = _section_blobs(vol)
+    rows = [{"structure": "the rock's sections (mean ± sd)", "3D pore clusters": "",
+             **{b: f"{m:.2f} ± {s:.2f}" for b, m, s in zip(bins, real.mean(0), real.std(0))}}]
+    for z in (50, 15, 20):
+        rows.append({"structure": f"input section z={z}", "3D pore clusters": "",
+                     **{b: f"{v:.2f}" for b, v in zip(bins, _blobs(vol[z]))}})
+        for name, conn in (("descriptors only", "off"), ("default", "auto")):
+            labels = match(vol[z], (64, 64, 64), connectivity=conn, seed=0).labels
+            rows.append({"structure": f"  its 64^3 reconstruction, {name}",
+                         "3D pore clusters": ndi.label(labels == 1)[1],
+                         **{b: f"{v:.2f}" for b, v in zip(bins, _section_blobs(labels).mean(0))}})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--slices", type=int, nargs="+", default=[50, 15, 20])
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["leopard", "anode", "target", "zones", "sweep", "packs"])
+                        choices=["leopard", "anode", "target", "zones", "sweep", "packs", "archie", "blobs"])
     parser.add_argument("--zone-seeds", type=int, default=3, help="seeds per section of the porous zone")
     parser.add_argument("--floor-gammas", type=float, nargs="+", default=[3.0],
                         help="conductivity exponents of the floor's soft diffusivity tried on the grain packs")
@@ -289,6 +375,10 @@ def main() -> None:
         rows, summary = packs(args.floor_gammas)
         write_report(summary, "connectivity_packs_summary")
         write_report(rows, "connectivity_packs_metrics")
+    if "archie" not in args.skip:
+        write_report(archie(args.data), "connectivity_archie_target")
+    if "blobs" not in args.skip:
+        write_report(section_blobs(args.data), "connectivity_section_blobs")
     print("load:", os.getloadavg())
 
 
