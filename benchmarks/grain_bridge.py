@@ -11,8 +11,12 @@ windows of each of ``--reference-maps`` held-out 512^2 maps, seeds 200-203):
 - the first ``--volumes`` fingerprints of the first set as 64^3 volumes, each judged on 16 of its sections (8
   along z, 8 along y), with the mean statistics of those sections.
 
+With ``--potts-3d``, instead: the sections of 3D Potts volumes (``make_grain_structure`` in 3D, two 64^3 seeds
+per stage) against the bridge's 3D growths (``grow_grains``) to the same section area, per growth factor: which
+factor a growth table measured on 3D sections would pick for a model trained on sections of 3D grains.
+
     python benchmarks/grain_bridge.py [--stages early intermediate late] [--volumes 8] [--walks 3]
-                                      [--reference-maps 4]
+                                      [--reference-maps 4] [--potts-3d]
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import numpy as np
 
 import napari_microfingerprint as m
 from napari_microfingerprint.core.characterization import grain_statistics
+from napari_microfingerprint.core.fingerprint_grains import GROWTHS, grow_grains
 from napari_microfingerprint.core.generation_quality import real_patches
 
 #: Seeds of the held-out 512^2 maps whose windows are the real reference (the first also gives the head's R^2).
@@ -100,11 +105,32 @@ def stage_rows(model, stage: str, volumes: int, walks: int, reference_maps: int)
         start = time.perf_counter()
         vol = m.grains_from_fingerprint(head, walk.z[k], (64, 64, 64), seed=0, device="cpu")
         seconds = time.perf_counter() - start
-        sections = [vol[i] for i in range(0, 64, 8)] + [vol[:, i] for i in range(0, 64, 8)]
+        sections = _sections(vol)
         q = m.generation_quality(sections, patches, kind="grains")
         rows.append(f"| {stage} | 64^3 volume of sample {k} (predicted area {areas[k]:.0f}, slope {slopes[k]:.2f}; "
                     f"sections: {_spread(sections)}) | {seconds:.0f} | {_shares(q)} | {'yes' if q.passed else 'no'} |")
     rows.append(f"| {stage} | held-out patches | | {_spread(patches)} | |")
+    return rows
+
+
+def _sections(volume: np.ndarray) -> list[np.ndarray]:
+    """16 sections of a 64^3 volume: 8 along z, 8 along y (as the generated volumes are judged)."""
+    return [volume[i] for i in range(0, 64, 8)] + [volume[:, i] for i in range(0, 64, 8)]
+
+
+def potts_3d_rows(stage: str) -> list[str]:
+    """Sections of two 64^3 Potts volumes of ``stage`` against 3D growths of the bridge to their mean section
+    area, one per growth factor of the head's table."""
+    start = time.perf_counter()
+    real = [x for s in (0, 1) for x in _sections(m.make_grain_structure((64, 64, 64), stage=stage, seed=s,
+                                                                        device="cpu"))]
+    area = float(np.mean([grain_statistics(x)[1]["mean_area"] for x in real]))
+    rows = [f"| {stage} | 3D Potts volumes, 32 sections ({_spread(real)}) | {time.perf_counter() - start:.0f} | | |"]
+    for growth in GROWTHS:
+        start = time.perf_counter()
+        grown = grow_grains((64, 64, 64), area, 64, growth=growth, seed=0, device="cpu")
+        rows.append(f"| {stage} | bridge 3D growth, factor {growth:g}, 16 sections ({_spread(_sections(grown))}) | "
+                    f"{time.perf_counter() - start:.0f} | | |")
     return rows
 
 
@@ -115,9 +141,17 @@ def main() -> None:
     parser.add_argument("--walks", type=int, default=3, help="sets of 64 sampled fingerprints (seeds 0, 1, ...)")
     parser.add_argument("--reference-maps", type=int, default=4, choices=range(1, len(REFERENCE_SEEDS) + 1),
                         help="held-out 512^2 maps whose 64 windows each make the real reference")
+    parser.add_argument("--potts-3d", action="store_true",
+                        help="only compare sections of 3D Potts volumes with the bridge's 3D growths")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print("load:", os.getloadavg())
+    if args.potts_3d:
+        print("| stage | structure | seconds | | |\n|---|---|---:|---|---|")
+        for stage in args.stages:
+            for line in potts_3d_rows(stage):
+                print(line, flush=True)
+        return
     model = m.load_builtin_model("potts-grains")
     print("| stage | generated | seconds | inside the real 2 sd: grain count / mean area / R-n slope (%) | passes |")
     print("|---|---|---:|---|---|")
