@@ -273,5 +273,12 @@ def grains_from_fingerprint(head: GrainHead, z, shape: Sequence[int], seed: int 
                             ) -> np.ndarray:
     """A 2D grain map or 3D grain volume of ``shape`` whose windows have the mean grain area that ``head``
     predicts for the fingerprint ``z``, grown by the factor whose R-n slope is nearest the predicted one
-    (:meth:`GrainHead.growth_for`, :func:`grow_grains`)."""
+    (:meth:`GrainHead.growth_for`, :func:`grow_grains`).
+
+    A volume's sections get the predicted grain size, but the growth factor comes from a table of 2D growths,
+    and the sections of 3D growths order their R-n slopes differently (BENCHMARKS.md, issue 13: at 45-65 px
+    the bare tessellation has the flattest sections, at 100 px the steepest). A volume from a model trained on
+    2D maps therefore matches their grain size, while its sections' R-n slope follows 3D growth and can miss
+    theirs (late 2D Potts stage: 1.22-1.40 against 1.64 ± 0.29); 2D Potts maps are not sections of any 3D
+    structure."""
     return run_to_end(grains_from_fingerprint_iter(head, z, shape, seed, device))
