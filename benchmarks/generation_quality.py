@@ -44,11 +44,11 @@ def _shares(quality) -> str:
 
 
 def rows(name: str, epochs: int, latent: int, beta: float | None, n: int = 64, architecture: str = "conv",
-         loss: str = "mse", bridge: bool = True, patches: int = 96) -> list[str]:
+         loss: str = "mse", bridge: bool = True, train_patches: int = 96) -> list[str]:
     train, real = material(name)
     start = time.perf_counter()
     model = m.train_vae(train, architecture=architecture, loss=loss, latent_dim=latent, epochs=epochs,
-                        patches_per_image=patches, device="cpu", seed=0, beta=beta)
+                        patches_per_image=train_patches, device="cpu", seed=0, beta=beta)
     seconds = time.perf_counter() - start
     grains = model.config["transform"] == "distance"
     z = np.concatenate([m.encode(model, im, stride=16).reshape(-1, latent) for im in train])
@@ -58,7 +58,7 @@ def rows(name: str, epochs: int, latent: int, beta: float | None, n: int = 64, a
     contrast = float(walk.images.std(axis=(1, 2)).mean())  # a blurred sample is flat; a sharp one spans 0-1
     trained = len(model.history.get("val_loss", [])) or epochs
     out = [f"| {name} | decoded ({architecture}, {loss} loss, latent {latent}, {trained} of {epochs} epochs of "
-           f"{patches} patches) | {seconds:.0f} | {spread:.3f} (within a sample {contrast:.3f}) | "
+           f"{train_patches} patches) | {seconds:.0f} | {spread:.3f} (within a sample {contrast:.3f}) | "
            f"{_shares(quality)} | {'yes' if quality.passed else 'no'} |"]
     if not bridge:
         return out
@@ -129,7 +129,7 @@ def main() -> None:
                 architecture, loss = spec.split(":")
                 for line in rows(name, epochs, args.latent, None if args.beta < 0 else args.beta,
                                  architecture=architecture, loss=loss, bridge=not args.decoded_only,
-                                 patches=args.patches):
+                                 train_patches=args.patches):
                     print(line, flush=True)
 
 
