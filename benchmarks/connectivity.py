@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndi
 from _report import report as write_report
+from skimage.segmentation import clear_border
 
 from napari_microfingerprint import match, structure_report, tortuosity
 from napari_microfingerprint.core import transport
@@ -49,6 +50,11 @@ from napari_microfingerprint.core.connectivity import bridge_mask
 METRICS = ("volume_fraction", "specific_surface", "euler_density", "cluster_density", "largest_cluster_share",
            "percolating_axes", "chord_mean_z", "chord_mean_y", "chord_mean_x", "pore_size_mean",
            "tortuosity_z", "tortuosity_y", "tortuosity_x", "diffusivity_z", "diffusivity_y", "diffusivity_x")
+
+
+def _leopard(data: Path) -> np.ndarray:
+    """The Leopard sandstone sub-volume (100^3, 1 = pore)."""
+    return np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
 
 
 def _fmt(x: float) -> str:
@@ -87,7 +93,7 @@ def _summary(case: str, name: str, res, rep, seconds: float) -> dict:
 
 
 def leopard(data: Path, sizes, slices) -> tuple[list[dict], list[dict]]:
-    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    vol = _leopard(data)
     rows, summary = [], []
     for size in sizes:
         for z in slices if size == sizes[0] else slices[:1]:
@@ -131,7 +137,7 @@ def anode(data: Path) -> tuple[list[dict], list[dict]]:
 
 
 def target_tortuosity(data: Path, z: int) -> list[dict]:
-    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    vol = _leopard(data)
     rng = np.random.default_rng(0)
     taus = []
     for _ in range(8):
@@ -159,7 +165,7 @@ def zones(data: Path, seeds: int) -> tuple[list[dict], list[dict]]:
     64^3 crop mixes two rocks that a reconstruction from one slice, stationary by construction, cannot. Its porous
     zone (y >= 55, 100 x 45 x 100) is nearly stationary: sections of it are reconstructed at 36^3 and compared
     with 8 windows of 36^3 of the zone."""
-    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    vol = _leopard(data)
     profile = vol.mean(axis=(0, 2))
     zone = vol[:, 55:, :]
     print("porosity along y (every 10th):", np.round(profile[::10], 3).tolist(), "zone:", round(float(zone.mean()), 3))
@@ -195,7 +201,7 @@ def zones(data: Path, seeds: int) -> tuple[list[dict], list[dict]]:
 def sweep(data: Path) -> list[dict]:
     """Four sections per axis of the Leopard with porosity 0.12-0.21 (the low-porosity rock where connectivity
     broke), two seeds each, 64^3 with the default."""
-    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    vol = _leopard(data)
     rows = []
     for ax in range(3):
         porosity = np.moveaxis(vol, ax, 0).mean(axis=(1, 2))
@@ -275,7 +281,7 @@ def packs(gammas: list[float]) -> tuple[list[dict], list[dict]]:
 
 def _stand_ins(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, reference volume, input section): the Leopard at z = 50, 15, 20, 8 and the three grain packs."""
-    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
+    vol = _leopard(data)
     cases = [(f"Leopard z={z}", vol, vol[z]) for z in (50, 15, 20, 8)]
     for porosity in PACK_POROSITIES:
         pack, z = _pack_and_section(porosity)
@@ -285,7 +291,8 @@ def _stand_ins(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def _bridged(labels: np.ndarray, phase: int = 1, rounds: int = 3) -> np.ndarray:
     """``labels`` with the pore clusters that :func:`~napari_microfingerprint.core.connectivity.bridge_mask`
-    bridges joined to the largest one (a few rounds, as the decision stages do)."""
+    bridges joined to the largest one, up to ``rounds`` times (the reconstruction bridges once per decision
+    stage)."""
     out = labels.copy()
     for _ in range(rounds):
         bridges = bridge_mask(out, phase)
@@ -324,17 +331,15 @@ def archie(data: Path) -> list[dict]:
     return rows
 
 
-#: Size bins (pixels) of :func:`section_blobs`.
-BLOB_BINS = (1, 3, 11, 31, 101)
+#: Size bins (pixels) of :func:`section_blobs`: 1-2, 3-10, 11-30, 31-100 and at least 101.
+BLOB_BINS = (1, 3, 11, 31, 101, math.inf)
 
 
 def _blobs(section: np.ndarray) -> np.ndarray:
     """Pore clusters (4-connected) of a 2D section that do not touch its border, per 10^4 pixels, by size."""
-    clusters, n = ndi.label(section == 1)
-    edge = np.unique(np.concatenate([clusters[0], clusters[-1], clusters[:, 0], clusters[:, -1]]))
-    sizes = np.bincount(clusters.ravel(), minlength=n + 1)
-    inner = np.setdiff1d(np.arange(1, n + 1), edge)
-    return np.histogram(sizes[inner], (*BLOB_BINS, math.inf))[0] / section.size * 1e4
+    inner = clear_border(ndi.label(section == 1)[0])
+    sizes = np.bincount(inner.ravel())[1:]
+    return np.histogram(sizes[sizes > 0], BLOB_BINS)[0] / section.size * 1e4
 
 
 def _section_blobs(vol: np.ndarray) -> np.ndarray:
@@ -345,9 +350,8 @@ def section_blobs(data: Path) -> list[dict]:
     """Small closed pores show in sections as small pore clusters inside the section. Their density per size in
     the rock's sections (every 4th along each axis), in the input sections and in the sections of their 64^3
     reconstructions (descriptors only and the default), seed 0."""
-    vol = np.load(data / "porespy" / "image_Leopard_slice100.npy").astype(np.uint8)
-    bins = [f"{a}-{b - 1} px" for a, b in zip(BLOB_BINS, (*BLOB_BINS[1:], 0))]
-    bins[-1] = f">={BLOB_BINS[-1]} px"
+    vol = _leopard(data)
+    bins = [f"{a}-{b - 1} px" if math.isfinite(b) else f">={a} px" for a, b in zip(BLOB_BINS, BLOB_BINS[1:])]
     real = _section_blobs(vol)
     rows = [{"structure": "the rock's sections (mean ± sd)", "3D pore clusters": "",
              **{b: f"{m:.2f} ± {s:.2f}" for b, m, s in zip(bins, real.mean(0), real.std(0))}}]
