@@ -17,11 +17,16 @@ area. How far it grows (its growth factor: the final over the starting mean area
 R-n slope: a young, Voronoi-like structure has a flatter one than an old one of the same grain size. The head
 tabulates the slope reached against the growth factor at a few grain sizes of the training windows, and each
 fingerprint grows by the factor whose slope is nearest its own prediction (of factors whose table slopes are
-too close to tell apart, the one nearest the default growth). A 2D map grows in a box of several windows, whose
-windows scatter around their mean about as much as the real windows do between themselves; the box's crop nearest
-the predicted size is returned, so that the fingerprint, not that scatter, sets the size (returning a fixed crop
-gave 83-88 % of late-stage grain counts inside the real spread, the nearest crop 92-97 %). Every latent walk then
-yields grain maps in 2D and volumes in 3D.
+too close to tell apart, the one nearest the default growth). Sections of 3D growths order their slopes differently
+from 2D growths of the same size (3D coarsens more slowly, and at 45-65 px the bare tessellation has the flattest
+sections), so a head fitted with ``volumes=True`` also tabulates the slopes of the sections of 3D growths, and a
+volume takes its growth factor from that table: the right choice when the training maps are sections of 3D grains,
+as micrographs are (on sections of young 3D Potts grains it brought the volumes' section slopes from 77 % to 91 %
+inside the material's spread; BENCHMARKS.md, issue 13). A 2D map grows in a box of several windows, whose windows
+scatter around their mean about as much as the real windows do between themselves; the box's crop nearest the
+predicted size is returned, so that the fingerprint, not that scatter, sets the size (returning a fixed crop gave
+83-88 % of late-stage grain counts inside the real spread, the nearest crop 92-97 %). Every latent walk then yields
+grain maps in 2D and volumes in 3D.
 """
 from __future__ import annotations
 
@@ -60,12 +65,21 @@ DEFAULT_GROWTH = 2.5
 #: strictly nearest let that noise decide between factors 1.25-4 on late-stage Potts grains (their entries
 #: 1.47-1.56), which widened the generated slopes (sd 0.37 against the real 0.24; 84 % inside).
 SLOPE_TOLERANCE = 0.1
+#: The same for the table of 3D growths. Its entries lie closer together than the 2D ones: across the factors,
+#: 0.75-0.86 at 46 px and 0.64-0.76 at 34 px (late and early 3D Potts sections), where one section's slope has
+#: an sd of 0.05-0.08. With 16 sections per entry (sd about 0.025, adjacent entries 0.03-0.04 apart where they
+#: should rise), a tolerance of 0.1 let every volume take the default growth, and 0.06 still 1.6-2.5 where
+#: 1-1.01 fitted (early stage). An entry now averages 48 sections (16 along each axis, 4 px apart at 64 px), sd
+#: about 0.015, so the difference of two has an sd of about 0.02.
+SLOPE_TOLERANCE_3D = 0.04
 #: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
 #: of one window, the Potts structures of paper 000's stages have windows with 26-51 % too large mean areas (a
 #: grain wrapping around the box counted once) and 12-26 % too flat R-n slopes.
 BOX_WINDOWS = 4
 #: The growth stops after this many Monte Carlo steps even if the grains are still too small.
 MAX_STEPS = 2000
+#: Sections per axis (z, y and x) on which a 3D volume's windows are measured.
+SECTIONS_PER_AXIS = 16
 #: Ridge penalties tried by the head's leave-one-out cross-validation (on standardised fingerprints).
 RIDGE_ALPHAS = tuple(np.logspace(-2, 4, 13))
 
@@ -86,6 +100,9 @@ class GrainHead:
     #: bound, so a fingerprint far from the training ones (a long latent walk) is held to what was seen.
     area_range: tuple[float, float] = (0.0, math.inf)
     slope_range: tuple[float, float] = (-math.inf, math.inf)
+    #: (A, len(GROWTHS)) R-n slope of the sections of 3D growths (``fit_grain_head(..., volumes=True)``); None
+    #: when only 2D growths were tabulated.
+    table_slopes_3d: np.ndarray | None = None
 
     def predict(self, z) -> tuple[np.ndarray, np.ndarray]:
         """The predicted mean grain area (pixels, as measured on one window) and R-n slope (NaN without a slope
@@ -96,26 +113,40 @@ class GrainHead:
         slopes = self.slope.predict(zz) if self.slope is not None else np.full(len(zz), np.nan)
         return np.clip(np.exp(self.area.predict(zz)), *self.area_range), np.clip(slopes, *self.slope_range)
 
-    def growth_for(self, mean_area: float, rn_slope: float) -> float:
-        """The growth factor of :data:`GROWTHS` whose R-n slope, interpolated in log area from the table, is
-        nearest ``rn_slope``; of the factors whose slopes lie within :data:`SLOPE_TOLERANCE` of that factor's
-        (which the table cannot tell apart from it), the one closest to :data:`DEFAULT_GROWTH` in log growth.
+    def growth_for(self, mean_area: float, rn_slope: float, volume: bool = False) -> float:
+        """The growth factor of :data:`GROWTHS` whose R-n slope, interpolated in log area from the table (of 3D
+        growths' sections for a ``volume`` when the head has one), is nearest ``rn_slope``; of the factors whose
+        slopes lie within :data:`SLOPE_TOLERANCE` of that factor's (which the table cannot tell apart from it),
+        the one closest to :data:`DEFAULT_GROWTH` in log growth (:data:`SLOPE_TOLERANCE_3D` in the 3D table).
         :data:`DEFAULT_GROWTH` also when the slope or the table is unknown."""
         if not math.isfinite(rn_slope):
             return DEFAULT_GROWTH
+        three_d = volume and self.table_slopes_3d is not None
+        table = self.table_slopes_3d if three_d else self.table_slopes
+        tolerance = SLOPE_TOLERANCE_3D if three_d else SLOPE_TOLERANCE
         x = np.log(self.table_areas)
-        reached = np.array([np.interp(math.log(mean_area), x, self.table_slopes[:, j]) for j in range(len(GROWTHS))])
+        reached = np.array([np.interp(math.log(mean_area), x, table[:, j]) for j in range(len(GROWTHS))])
         miss = np.abs(reached - rn_slope)
         if not np.isfinite(miss).any():
             return DEFAULT_GROWTH
         best = reached[int(np.nanargmin(miss))]
-        near = [j for j in range(len(GROWTHS)) if abs(reached[j] - best) <= SLOPE_TOLERANCE]
+        near = [j for j in range(len(GROWTHS)) if abs(reached[j] - best) <= tolerance]
         return GROWTHS[min(near, key=lambda j: abs(math.log(GROWTHS[j] / DEFAULT_GROWTH)))]
 
 
+def _sections(labels: np.ndarray) -> list[np.ndarray]:
+    """A 2D map itself, or up to :data:`SECTIONS_PER_AXIS` evenly spaced sections along each axis of a 3D
+    volume."""
+    if labels.ndim == 2:
+        return [labels]
+    return [np.take(labels, k, axis=axis) for axis, n in enumerate(labels.shape)
+            for k in range(0, n, max(1, n // SECTIONS_PER_AXIS))]
+
+
 def _windows(labels: np.ndarray, window: int) -> list[np.ndarray]:
-    """The non-overlapping ``window``-sided windows of a 2D label map, or of four z sections of a 3D one."""
-    sections = labels[None] if labels.ndim == 2 else labels[:: max(1, labels.shape[0] // 4)]
+    """The non-overlapping ``window``-sided windows of a 2D label map, or of the sections of a 3D one
+    (:func:`_sections`)."""
+    sections = _sections(labels)
     return [s[y:y + window, x:x + window] for s in sections for y in range(0, s.shape[0] - window + 1, window)
             for x in range(0, s.shape[1] - window + 1, window)]
 
@@ -139,8 +170,8 @@ def _grown_area(labels: np.ndarray, window: int) -> float:
 
 
 def window_rn_slope(labels: np.ndarray, window: int) -> float:
-    """Mean over the windows of a 2D label map of their R-n slope (:func:`~.characterization.grain_statistics`;
-    windows with too few inner grains for a slope are left out)."""
+    """Mean over the windows of a 2D label map (or of a 3D volume's :func:`_sections`) of their R-n slope
+    (:func:`~.characterization.grain_statistics`; windows with too few inner grains for a slope are left out)."""
     slopes = [grain_statistics(w)[1]["rn_slope"] for w in _windows(labels, window)]
     return float(np.nanmean(slopes)) if np.isfinite(slopes).any() else math.nan
 
@@ -214,12 +245,15 @@ def grow_grains(shape: Sequence[int], mean_area: float, window: int, growth: flo
 
 
 def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: int | None = None,
-                   seed: int = 0, device: str = "auto") -> GrainHead:
+                   seed: int = 0, device: str = "auto", volumes: bool = False) -> GrainHead:
     """Pair the fingerprint of every window of the grain ``label_maps`` (at ``stride``, default a quarter patch)
     with the window's mean grain area and R-n slope, fit the ridge regressions from one to the other (log area;
     module docstring), and tabulate the R-n slope that each growth factor of :data:`GROWTHS` reaches at the
     10th, 50th and 90th percentile of the windows' mean areas (2D growths of :data:`BOX_WINDOWS` windows a side,
-    :data:`TABLE_SEEDS` per entry)."""
+    :data:`TABLE_SEEDS` per entry). With ``volumes`` also the slope of the sections of 3D growths, one patch a
+    side, one growth per entry measured on its :func:`_sections` (48 at 64 px): :meth:`GrainHead.growth_for`
+    uses that table for volumes. It is slow (18 3D growths: 459 s for 64 px late Potts grains on two CPU cores),
+    and it is the right table when the label maps are sections of 3D grains."""
     check_model(model)
     if model.config["transform"] != "distance":
         raise InputError("the model was trained on micrographs, not on grain distance maps; use "
@@ -251,9 +285,19 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     areas = np.unique(np.percentile(values[:, 0], [10, 50, 90]))
     table = np.array([[np.mean([window_rn_slope(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
                                 for k in range(TABLE_SEEDS)]) for g in GROWTHS] for a in areas])
+    table_3d = growth_table_3d(areas, p, seed, device) if volumes else None
     seen = values[finite, 1] if finite.any() else np.array([-math.inf, math.inf])
     return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table, p, model.config["latent_dim"], len(z),
-                     (float(values[:, 0].min()), float(values[:, 0].max())), (float(seen.min()), float(seen.max())))
+                     (float(values[:, 0].min()), float(values[:, 0].max())), (float(seen.min()), float(seen.max())),
+                     table_3d)
+
+
+def growth_table_3d(areas: Sequence[float], window: int, seed: int = 0, device: str = "auto") -> np.ndarray:
+    """The R-n slope of the sections of 3D growths (:func:`grow_grains` of a ``window``-sided cube, measured by
+    :func:`window_rn_slope` on its :func:`_sections`) for each mean area of ``areas`` (rows) and growth factor of
+    :data:`GROWTHS` (columns): :attr:`GrainHead.table_slopes_3d`."""
+    return np.array([[window_rn_slope(grow_grains((window,) * 3, float(area), window, growth, seed, device), window)
+                      for growth in GROWTHS] for area in areas])
 
 
 def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed: int = 0, device: str = "auto",
@@ -265,7 +309,7 @@ def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed:
     if len(areas) != 1:
         raise InputError(f"z holds {len(areas)} fingerprints; give one.")
     area = float(np.clip(areas[0], 1.5, head.patch_size**2 / 2))
-    growth = head.growth_for(area, float(slopes[0]))
+    growth = head.growth_for(area, float(slopes[0]), volume=len(shape) == 3)
     return (yield from grow_grains_iter(shape, area, head.patch_size, growth, seed, device, cancel))
 
 
@@ -275,10 +319,11 @@ def grains_from_fingerprint(head: GrainHead, z, shape: Sequence[int], seed: int 
     predicts for the fingerprint ``z``, grown by the factor whose R-n slope is nearest the predicted one
     (:meth:`GrainHead.growth_for`, :func:`grow_grains`).
 
-    A volume's sections get the predicted grain size, but the growth factor comes from a table of 2D growths,
-    and the sections of 3D growths order their R-n slopes differently (BENCHMARKS.md, issue 13: at 45-65 px
-    the bare tessellation has the flattest sections, at 100 px the steepest). A volume from a model trained on
-    2D maps therefore matches their grain size, while its sections' R-n slope follows 3D growth and can miss
-    theirs (late 2D Potts stage: 1.22-1.40 against 1.64 ± 0.29); 2D Potts maps are not sections of any 3D
-    structure."""
+    A volume's sections get the predicted grain size. Its growth factor comes from the head's table of 3D
+    growths' sections when it has one (``fit_grain_head(..., volumes=True)``), otherwise from the table of 2D
+    growths, and the sections of 3D growths order their R-n slopes differently (BENCHMARKS.md, issue 13: at
+    45-65 px the bare tessellation has the flattest sections, at 100 px the steepest). A volume from a head
+    without the 3D table therefore matches the maps' grain size, while its sections' R-n slope follows 3D
+    growth and can miss theirs (late 2D Potts stage: 1.22-1.40 against 1.64 ± 0.29; 2D Potts maps are not
+    sections of any 3D structure)."""
     return run_to_end(grains_from_fingerprint_iter(head, z, shape, seed, device))

@@ -18,6 +18,7 @@ from napari_microfingerprint.core.fingerprint_grains import (
     DEFAULT_GROWTH,
     GROWTHS,
     GrainHead,
+    growth_table_3d,
     window_mean_area,
     window_rn_slope,
 )
@@ -157,3 +158,59 @@ def test_a_2d_map_is_the_crop_of_its_box_nearest_the_requested_size():
         pairs = np.unique(np.stack([grown.ravel(), nearest.ravel()]), axis=1)
         assert np.ptp(areas) > 0.05 * target  # the crops differ, so the choice matters
         assert len(pairs.T) == len(np.unique(grown)) == len(np.unique(nearest))  # the same partition
+
+
+def _hand_made_head(table_2d: list[float], table_3d: list[float] | None) -> GrainHead:
+    return GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]),
+                     table_slopes=np.array([table_2d] * 2), patch_size=64, latent_dim=4, n_windows=1,
+                     table_slopes_3d=None if table_3d is None else np.array([table_3d] * 2))
+
+
+def test_a_volume_takes_its_growth_factor_from_the_3d_table():
+    """Hand-made tables (factors 1, 1.01, 1.25, 1.6, 2.5, 4): in 2D the slope 0.75 is nearest the 1.25 entry; in
+    the 3D table (3D sections coarsen more slowly) it is the Voronoi entry's. Without a 3D table a volume falls
+    back to the 2D one."""
+    table_2d = [0.55, 0.62, 0.75, 0.92, 1.10, 1.25]
+    table_3d = [0.74, 0.86, 0.97, 1.05, 1.12, 1.20]
+    head = _hand_made_head(table_2d, table_3d)
+    assert head.growth_for(70.0, 0.75) == 1.25
+    assert head.growth_for(70.0, 0.75, volume=True) == 1.0
+    assert _hand_made_head(table_2d, None).growth_for(70.0, 0.75, volume=True) == 1.25
+    # the 3D table's tolerance is its own (0.04): 0.77 cannot be told from 0.74, 0.80 can
+    close = _hand_made_head(table_2d, [0.74, 0.77, 0.80, 0.86, 0.89, 0.86])
+    assert close.growth_for(70.0, 0.74, volume=True) == 1.01
+
+
+def test_the_3d_table_holds_the_slopes_of_sections_of_3d_growths():
+    """:func:`growth_table_3d` (the table ``fit_grain_head(..., volumes=True)`` stores) holds, per area row and
+    growth factor, the mean R-n slope of the windows of the sections (16 along each axis) of a 3D growth of a
+    window-sided cube; recomputed here for one entry with grain_statistics on each section."""
+    table = growth_table_3d([30.0], 32, seed=0, device="cpu")
+    assert table.shape == (1, len(GROWTHS)) and np.isfinite(table).all()
+    col = GROWTHS.index(1.25)
+    volume = grow_grains((32, 32, 32), 30.0, 32, GROWTHS[col], 0, "cpu")
+    sections = [np.take(volume, k, axis=axis) for axis in range(3) for k in range(0, 32, 2)]
+    slopes = [grain_statistics(s)[1]["rn_slope"] for s in sections]
+    assert table[0, col] == pytest.approx(np.nanmean(slopes))
+
+
+def test_a_volume_from_a_fingerprint_is_grown_by_the_3d_tables_factor():
+    """A head (a ridge regression on made-up fingerprints) whose hand-made 3D table only the Voronoi entry
+    (factor 1) matches, and whose 2D table only the 4x entry: a volume from a fingerprint is the 3D growth by
+    factor 1 to the predicted area (grown directly with the same seed it is the same volume), a 2D map the
+    growth by 4."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+
+    z = np.random.default_rng(0).normal(size=(20, 4))
+    area = make_pipeline(RidgeCV()).fit(z, np.log(30.0) + 0.1 * z[:, 0])
+    slope = make_pipeline(RidgeCV()).fit(z, 0.7 + 0.01 * z[:, 1])
+    predicted_area, predicted_slope = (float(v[0]) for v in GrainHead(area, slope, np.array([25.0, 35.0]), np.zeros(
+        (2, len(GROWTHS))), 32, 4, 20).predict(z[0]))
+    only = [np.where(np.arange(len(GROWTHS)) == j, predicted_slope, predicted_slope + 1.0) for j in (0, 5)]
+    head = GrainHead(area, slope, np.array([25.0, 35.0]), np.tile(only[1], (2, 1)), 32, 4, 20,
+                     table_slopes_3d=np.tile(only[0], (2, 1)))
+    grown = grains_from_fingerprint(head, z[0], (32, 32, 32), seed=3, device="cpu")
+    assert np.array_equal(grown, grow_grains((32, 32, 32), predicted_area, 32, 1.0, 3, "cpu"))
+    flat = grains_from_fingerprint(head, z[0], (32, 32), seed=3, device="cpu")
+    assert np.array_equal(flat, grow_grains((32, 32), predicted_area, 32, 4.0, 3, "cpu"))
