@@ -1,6 +1,7 @@
 """The thread governor: fixed counts, restoring torch's setting, and its measure of other work on the CPU."""
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import time
@@ -90,3 +91,34 @@ def test_two_governed_runs_in_one_process_share_the_cores(monkeypatch):
         assert first.history[-1] == 4  # alone again
         assert torch.get_num_threads() == 4  # the second's end does not restore while the first runs
     assert torch.get_num_threads() == before
+
+
+_WORKER_AFTER_MAIN = """
+import threading
+import torch
+from napari_microfingerprint.core.threads import ThreadGovernor
+torch.rand(512, 512).sum()  # the main thread's OpenMP pool now exists, as in napari after any torch work there
+seen = []
+def run():
+    with ThreadGovernor() as gov:
+        seen.append((gov.contended, gov.max_threads, torch.get_num_threads()))
+worker = threading.Thread(target=run)
+worker.start()
+worker.join()
+with ThreadGovernor() as gov:
+    seen.append((gov.contended, gov.max_threads))
+print(seen)
+"""
+
+
+@pytest.mark.skipif(threads.cpu_count() < 2, reason="needs two cores to have two threads to lose")
+def test_a_worker_beside_the_main_threads_pool_keeps_to_one_thread():
+    """With the main thread's OpenMP pool in place, two threads in a worker are 3-8x slower than one on the probe
+    (BENCHMARKS.md, "Two OpenMP pools"), so a governor started in a worker keeps to one thread; in the main thread
+    nothing is probed. A fresh process, so that this test's own torch work does not decide."""
+    out = subprocess.run([sys.executable, "-c", _WORKER_AFTER_MAIN], capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    worker, main = ast.literal_eval(out.strip().splitlines()[-1])
+    assert worker == (True, 1, 1)
+    assert main == (False, threads.cpu_count())
+    assert not threads.parallel_pays(1)

@@ -4,6 +4,7 @@ coloured by a measured property with a cross-validated regression report, and se
 segmented into phases, to the 3D reconstruction widget as its target."""
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,10 @@ class TraversalWidget(QWidget):
         self.walk: LatentWalk | None = None
         self.walk_layer: Image | None = None
         self.points: dict[str, Any] = {}
+        #: The last fingerprint -> structure head (model, key of the source's data and seed, head): another step
+        #: of a walk from the same source reuses it instead of fitting again (a grain head's growth table takes
+        #: about a minute).
+        self._head_cache: tuple[VAEModel, tuple, Any] | None = None
 
         self.use_encoder_button = QPushButton("Use the VAE encoding widget's model")
         self.use_encoder_button.clicked.connect(self.use_encoding_model)
@@ -393,14 +398,14 @@ class TraversalWidget(QWidget):
             done: list[tuple[str, ReconstructionResult | np.ndarray]] = []
             if grains:
                 yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their grain sizes")
-                head = fit_grain_head(model, [data], seed=seed)
+                head = self._head(model, data, seed, lambda: fit_grain_head(model, [data], seed=seed))
                 for dims, shape in shapes:
                     done.append((dims, (yield from grains_from_fingerprint_iter(head, z, shape, seed, cancel=cancel))))
                     if cancel.is_set():
                         break
                 return done
             yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their descriptors")
-            target = fit_descriptor_head(model, [data]).predict(z)[0]
+            target = self._head(model, data, None, lambda: fit_descriptor_head(model, [data])).predict(z)[0]
             for dims, shape in shapes:
                 result = yield from reconstruct_iter(target, shape, cancel=cancel, max_iter=evaluations)
                 if result.evaluations > 0:
@@ -427,6 +432,17 @@ class TraversalWidget(QWidget):
                                                  "evaluations": result.evaluations})
 
         return self.progress.start(work, written, "Structures from a fingerprint", cancel_event=cancel)
+
+    def _head(self, model: VAEModel, data: np.ndarray, seed: int | None, fit: Callable[[], Any]) -> Any:
+        """The head ``fit`` makes, or the last one when it came from the same model, source data and seed."""
+        digest = hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
+        key = (data.shape, str(data.dtype), digest, seed)
+        cached = self._head_cache
+        if cached is not None and cached[0] is model and cached[1] == key:
+            return cached[2]
+        head = fit()
+        self._head_cache = (model, key, head)
+        return head
 
     # ----------------------------------------------------------------- analysis
     def _csv_values(self) -> np.ndarray:

@@ -87,6 +87,10 @@ def neighbour_pairs(labels, periodic: bool = False, max_gap: int = 1) -> np.ndar
     return allp if inverse is None else inverse[allp]  # the caller's own label ids
 
 
+#: Line samples handled at once by :func:`line_intercept_length` (bounds its memory on large maps).
+LINE_SAMPLES_PER_CHUNK = 1_000_000
+
+
 def line_intercept_length(
     labels,
     n_lines: int = 500,
@@ -125,28 +129,36 @@ def line_intercept_length(
     step = 0.5 * sp.min()
     half = np.linalg.norm(extent)
     t = np.arange(-half, half + step, step)
+    chunk = max(1, LINE_SAMPLES_PER_CHUNK // t.size)
     used, density = 0, 0.0
-    for c, v in zip(centres, vec):
-        pts = c[None, :] + t[:, None] * v[None, :]
-        inside = np.all((pts >= 0) & (pts < extent), axis=1)
-        if inside.sum() < 2:
-            continue
+    for first in range(0, n_lines, chunk):
+        pts = centres[first:first + chunk, None, :] + t[None, :, None] * vec[first:first + chunk, None, :]
+        inside = np.all((pts >= 0) & (pts < extent), axis=2)
+        samples = inside.sum(axis=1)
+        line, _ = np.nonzero(inside)  # row-major: each line's samples in order along it
         index = np.minimum((pts[inside] / sp).astype(int), np.asarray(lab.shape) - 1)
         values = lab[tuple(index.T)]
-        values = values[values > 0]
-        used += 1
-        density += _count_crossings(values, min_run) / ((inside.sum() - 1) * step)
+        grain = values > 0
+        crossings = _count_crossings(values[grain], line[grain], min_run, len(samples))
+        counted = samples >= 2
+        used += int(counted.sum())
+        for per_length in crossings[counted] / ((samples[counted] - 1) * step):
+            density += float(per_length)  # in line order, as a sum over lines one by one rounds
     return used / density if density > 0 else float("nan")
 
 
-def _count_crossings(values: np.ndarray, min_run: int) -> int:
-    """Label changes along a sampled line, after dropping runs shorter than ``min_run`` samples."""
-    if values.size < 2:
-        return 0
-    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+def _count_crossings(values: np.ndarray, line: np.ndarray, min_run: int, n_lines: int) -> np.ndarray:
+    """Label changes along each of ``n_lines`` sampled lines (``values`` in order along their ``line``), after
+    dropping runs shorter than ``min_run`` samples."""
+    if values.size == 0:
+        return np.zeros(n_lines, dtype=np.int64)
+    new_run = np.r_[True, (values[1:] != values[:-1]) | (line[1:] != line[:-1])]
+    starts = np.flatnonzero(new_run)
     lengths = np.diff(np.r_[starts, values.size])
-    runs = values[starts][lengths >= min_run]
-    return int(np.count_nonzero(runs[1:] != runs[:-1]))
+    kept = starts[lengths >= min_run]
+    run_values, run_lines = values[kept], line[kept]
+    change = (run_lines[1:] == run_lines[:-1]) & (run_values[1:] != run_values[:-1])
+    return np.bincount(run_lines[1:][change], minlength=n_lines)
 
 
 def _axial_mean_deg(angles_deg: np.ndarray, weights: np.ndarray) -> float:

@@ -45,6 +45,7 @@ from sklearn.preprocessing import StandardScaler
 from .characterization import grain_statistics
 from .progress import Progress, run_to_end
 from .synthetic import potts_grain_growth, voronoi_labels
+from .threads import governed
 from .vae.model_io import check_model, encode
 from .vae.training import VAEModel
 from .validation import InputError, check_int, check_labels, check_shape
@@ -92,7 +93,7 @@ class GrainHead:
     area: Pipeline
     slope: Pipeline | None
     table_areas: np.ndarray  # (A,) mean window areas of the table's rows
-    table_slopes: np.ndarray  # (A, len(GROWTHS)) R-n slope reached
+    table_slopes: np.ndarray  # (A, len(GROWTHS)) R-n slope reached (NaN: fitted without a growth table)
     patch_size: int
     latent_dim: int
     n_windows: int
@@ -176,11 +177,13 @@ def window_rn_slope(labels: np.ndarray, window: int) -> float:
     return float(np.nanmean(slopes)) if np.isfinite(slopes).any() else math.nan
 
 
+@governed
 def grow_grains_iter(shape: Sequence[int], mean_area: float, window: int, growth: float = DEFAULT_GROWTH,
                      seed: int = 0, device: str = "auto", cancel: threading.Event | None = None
                      ) -> Generator[Progress, None, np.ndarray]:
     """Generator form of :func:`grow_grains`: yields :class:`Progress` after each growth step; a set ``cancel``
-    event stops the growth, which returns the grains grown so far."""
+    event stops the growth, which returns the grains grown so far. Torch's threads follow the machine's load
+    (:func:`~.threads.governed`)."""
     shp = check_shape(shape, "shape")
     window = check_int(window, "window", 4)  # the side of the windows whose grains are measured
     if min(shp[-2:]) < window:
@@ -245,7 +248,8 @@ def grow_grains(shape: Sequence[int], mean_area: float, window: int, growth: flo
 
 
 def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: int | None = None,
-                   seed: int = 0, device: str = "auto", volumes: bool = False) -> GrainHead:
+                   seed: int = 0, device: str = "auto", volumes: bool = False, growth_table: bool = True
+                   ) -> GrainHead:
     """Pair the fingerprint of every window of the grain ``label_maps`` (at ``stride``, default a quarter patch)
     with the window's mean grain area and R-n slope, fit the ridge regressions from one to the other (log area;
     module docstring), and tabulate the R-n slope that each growth factor of :data:`GROWTHS` reaches at the
@@ -253,7 +257,9 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     :data:`TABLE_SEEDS` per entry). With ``volumes`` also the slope of the sections of 3D growths, one patch a
     side, one growth per entry measured on its :func:`_sections` (48 at 64 px): :meth:`GrainHead.growth_for`
     uses that table for volumes. It is slow (18 3D growths: 459 s for 64 px late Potts grains on two CPU cores),
-    and it is the right table when the label maps are sections of 3D grains."""
+    and it is the right table when the label maps are sections of 3D grains. Without ``growth_table`` (and
+    ``volumes``) nothing is grown: the head predicts grain sizes and slopes, and every structure grows by
+    :data:`DEFAULT_GROWTH` (the 2D table's 36 growths take about a minute at 64 px on two cores)."""
     check_model(model)
     if model.config["transform"] != "distance":
         raise InputError("the model was trained on micrographs, not on grain distance maps; use "
@@ -284,7 +290,8 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     slope = ridge(z[finite], values[finite, 1]) if finite.sum() >= 2 else None
     areas = np.unique(np.percentile(values[:, 0], [10, 50, 90]))
     table = np.array([[np.mean([window_rn_slope(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
-                                for k in range(TABLE_SEEDS)]) for g in GROWTHS] for a in areas])
+                                for k in range(TABLE_SEEDS)]) if growth_table else math.nan for g in GROWTHS]
+                      for a in areas])
     table_3d = growth_table_3d(areas, p, seed, device) if volumes else None
     seen = values[finite, 1] if finite.any() else np.array([-math.inf, math.inf])
     return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table, p, model.config["latent_dim"], len(z),

@@ -6,6 +6,16 @@ quiet machine and burns twice the CPU time, while a 1-thread run under the same 
 single thread is, however, 1.3x slower than two on a quiet machine at 64^3. :class:`ThreadGovernor` therefore
 watches, while a run goes on, how much CPU the rest of the machine (other processes, and napari's GUI thread
 when the run is in a worker) uses, and gives torch the cores that are left, between 1 and ``max_threads``.
+
+A second cause of the same slowdown sits inside the process. Each thread that runs torch work has its own OpenMP
+thread pool, and the main thread's stays for good once it has run any parallel torch operation (napari's console,
+a model loaded or a fixture trained there). While it exists, a worker thread's pool makes more OpenMP threads than
+cores, and libgomp then cuts their spinning short: they sleep and wake at every parallel region, like
+``OMP_WAIT_POLICY=PASSIVE``. Measured here (BENCHMARKS.md, "Two OpenMP pools"): a 64^3 reconstruction in a worker
+thread took 23.3 s with two threads against 14.9 s in the main thread and 16.6 s with one thread in the worker;
+256^2 Potts grain growth took 3.3 s against 0.6 s and 1.3 s. A governor started outside the main thread therefore
+first times one small operation with two threads and with one (:func:`parallel_pays`, 10-30 ms) and keeps to one
+thread when two are slower.
 """
 from __future__ import annotations
 
@@ -74,6 +84,44 @@ def _thread_seconds(native_id: int) -> float:
     return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: Elements of the probe of :func:`parallel_pays`: above torch's grain size (32768), so that it runs in parallel.
+PROBE_ELEMENTS = 1 << 16
+#: Operations per timing of the probe, and timings of which the fastest counts.
+PROBE_REPEATS = (40, 3)
+#: More threads do not pay when their probe takes this many times one thread's: 0.75-0.87 alone and 3-8 beside
+#: the main thread's pool; a bound at 1 let noise of a busy moment keep a quiet worker to one thread.
+PROBE_SLOWER = 1.5
+
+
+def parallel_pays(threads: int) -> bool:
+    """Whether ``threads`` torch threads are worth using from the calling thread: their time for a small parallel
+    operation (a multiply of :data:`PROBE_ELEMENTS` numbers, the fastest of :data:`PROBE_REPEATS`) against one
+    thread's. Measured here
+    (BENCHMARKS.md, "Two OpenMP pools"): 0.75-0.87 times one thread's time alone, 3-8 times it from a worker
+    thread while the main thread's pool exists; they pay unless :data:`PROBE_SLOWER` times slower. Torch's thread
+    count is restored."""
+    if threads <= 1:
+        return False
+    before = torch.get_num_threads()
+    data = torch.ones(PROBE_ELEMENTS)
+    out = torch.empty_like(data)
+    repeats, timings = PROBE_REPEATS
+    seconds = {}
+    try:
+        for n in (threads, 1):
+            torch.set_num_threads(n)
+            best = float("inf")
+            for _ in range(timings):
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    torch.mul(data, 1.0001, out=out)
+                best = min(best, time.perf_counter() - start)
+            seconds[n] = best
+    finally:
+        torch.set_num_threads(before)
+    return seconds[threads] < PROBE_SLOWER * seconds[1]
+
+
 #: The governors running now in this process (torch's thread count is one setting for the whole process), and
 #: the thread count from before the first of them, restored when the last one ends.
 _ACTIVE: list[ThreadGovernor] = []
@@ -86,9 +134,11 @@ class ThreadGovernor:
     seconds by :meth:`tick` (call it once per optimisation step; it is cheap in between). Several governed runs
     in one process (a reconstruction and a training in napari) share the cores equally.
 
-    ``threads`` fixes the count instead (no watching). Used as a context manager; when the last governor of the
-    process ends, torch's thread count from before the first one is restored. Where ``/proc/stat`` does not
-    exist (macOS, Windows) it keeps ``max_threads``.
+    Started outside the main thread, it first checks with :func:`parallel_pays` that more than one thread helps
+    there (it does not while the main thread has its own OpenMP pool: module docstring), and otherwise keeps to one
+    thread (``contended``). ``threads`` fixes the count instead (no watching, no check). Used as a context
+    manager; when the last governor of the process ends, torch's thread count from before the first one is
+    restored. Where ``/proc/stat`` does not exist (macOS, Windows) it keeps ``max_threads``.
     """
 
     def __init__(self, threads: int | None = None, max_threads: int | None = None, interval: float = INTERVAL):
@@ -97,8 +147,11 @@ class ThreadGovernor:
         self.interval = interval
         self.history: list[int] = []
         self._gui_thread = None
+        self.contended = False
         if threading.current_thread() is not threading.main_thread():
             self._gui_thread = threading.main_thread().native_id  # napari's event loop runs there
+            if self.fixed is None and self.max_threads > 1 and not parallel_pays(self.max_threads):
+                self.contended, self.max_threads = True, 1
         self._mark = self._sample()
 
     def _sample(self) -> tuple[float, float | None, float]:

@@ -94,9 +94,16 @@ def early_and_late():
     return model, maps
 
 
-def test_fingerprints_of_small_and_large_grains_give_small_and_large_grains(early_and_late):
+@pytest.fixture(scope="module")
+def early_and_late_head(early_and_late):
+    """The grain head (with its growth table) of the tiny model on its two training maps."""
     model, maps = early_and_late
-    head = fit_grain_head(model, maps, device="cpu")
+    return fit_grain_head(model, maps, device="cpu")
+
+
+def test_fingerprints_of_small_and_large_grains_give_small_and_large_grains(early_and_late, early_and_late_head):
+    model, maps = early_and_late
+    head = early_and_late_head
     held_out = [make_grain_structure((128, 128), stage=stage, seed=9, device="cpu") for stage in ("early", "late")]
     grown = []
     for real in held_out:
@@ -214,3 +221,17 @@ def test_a_volume_from_a_fingerprint_is_grown_by_the_3d_tables_factor():
     assert np.array_equal(grown, grow_grains((32, 32, 32), predicted_area, 32, 1.0, 3, "cpu"))
     flat = grains_from_fingerprint(head, z[0], (32, 32), seed=3, device="cpu")
     assert np.array_equal(flat, grow_grains((32, 32), predicted_area, 32, 4.0, 3, "cpu"))
+
+
+def test_a_head_without_a_growth_table_predicts_the_same_and_grows_by_the_default(early_and_late,
+                                                                                   early_and_late_head):
+    """``growth_table=False`` fits the same regressions and grows nothing: its predictions are the full head's,
+    its table is empty, and every structure takes the default growth factor."""
+    model, maps = early_and_late
+    full = early_and_late_head
+    bare = fit_grain_head(model, maps, device="cpu", growth_table=False)
+    z = encode(model, maps[0], stride=32).reshape(-1, 8)
+    for a, b in zip(full.predict(z), bare.predict(z)):
+        np.testing.assert_array_equal(a, b)
+    assert np.isnan(bare.table_slopes).all() and np.isfinite(full.table_slopes).all()
+    assert {bare.growth_for(float(a), float(s)) for a, s in zip(*bare.predict(z))} == {DEFAULT_GROWTH}
