@@ -74,6 +74,20 @@ def test_a_3d_volume_has_sections_of_the_requested_size():
     assert np.mean([_window_areas(volume[z], 32)[0] for z in (0, 4, 8, 12)]) == pytest.approx(40.0, rel=0.3)
 
 
+def test_a_volume_is_grown_to_the_size_its_sections_show():
+    """A volume's sections are measured as a micrograph shows them (each section's connected pieces): the
+    Voronoi start (growth 1) of a 64^3 volume has, on 16 sections relabelled by skimage and measured by
+    grain_statistics, the requested mean area within 3 % (measured 0.2-2.1 % off over 4 seeds; grown by a count
+    of the 3D labels, sections of such volumes were 3.5 % too small)."""
+    from skimage.measure import label
+
+    for seed in (0, 1):
+        volume = grow_grains((64, 64, 64), 40.0, 64, growth=1.0, seed=seed, device="cpu")
+        sections = [volume[k] for k in range(0, 64, 8)] + [volume[:, k] for k in range(0, 64, 8)]
+        areas = [grain_statistics(label(s, background=-1, connectivity=1))[1]["mean_area"] for s in sections]
+        assert np.mean(areas) == pytest.approx(40.0, rel=0.03)
+
+
 def test_cancel_returns_the_start():
     cancel = threading.Event()
     cancel.set()
@@ -190,13 +204,17 @@ def test_a_volume_takes_its_growth_factor_from_the_3d_table():
 
 def test_the_3d_table_holds_the_slopes_of_sections_of_3d_growths():
     """:func:`growth_table_3d` (the table ``fit_grain_head(..., volumes=True)`` stores) holds, per area row and
-    growth factor, the mean R-n slope of the windows of the sections (16 along each axis) of a 3D growth of a
-    window-sided cube; recomputed here for one entry with grain_statistics on each section."""
+    growth factor, the mean R-n slope of the windows of the sections (16 along each axis, each labelled by its
+    connected pieces as a micrograph shows them) of a 3D growth of a window-sided cube; recomputed here for one
+    entry with skimage's labelling and grain_statistics on each section."""
+    from skimage.measure import label
+
     table = growth_table_3d([30.0], 32, seed=0, device="cpu")
     assert table.shape == (1, len(GROWTHS)) and np.isfinite(table).all()
     col = GROWTHS.index(1.25)
     volume = grow_grains((32, 32, 32), 30.0, 32, GROWTHS[col], 0, "cpu")
-    sections = [np.take(volume, k, axis=axis) for axis in range(3) for k in range(0, 32, 2)]
+    sections = [label(np.take(volume, k, axis=axis), background=-1, connectivity=1)
+                for axis in range(3) for k in range(0, 32, 2)]
     slopes = [grain_statistics(s)[1]["rn_slope"] for s in sections]
     assert table[0, col] == pytest.approx(np.nanmean(slopes))
 
