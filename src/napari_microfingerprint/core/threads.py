@@ -12,10 +12,10 @@ thread pool, and the main thread's stays for good once it has run any parallel t
 a model loaded or a fixture trained there). While it exists, a worker thread's pool makes more OpenMP threads than
 cores, and libgomp then cuts their spinning short: they sleep and wake at every parallel region, like
 ``OMP_WAIT_POLICY=PASSIVE``. Measured here (BENCHMARKS.md, "Two OpenMP pools"): a 64^3 reconstruction in a worker
-thread took 23.3 s with two threads against 14.9 s in the main thread and 16.6 s with one thread in the worker;
-256^2 Potts grain growth took 3.3 s against 0.6 s and 1.3 s. A governor started outside the main thread therefore
+thread took 21.0 s with two threads against 13.6 s in the main thread and 19.5 s with one thread in the worker;
+256^2 Potts grain growth took 3.1 s against 1.0 s and 1.2 s. A governor started outside the main thread therefore
 first times one small operation with two threads and with one (:func:`parallel_pays`, 10-30 ms) and keeps to one
-thread when two are slower.
+thread when two are much slower.
 """
 from __future__ import annotations
 
@@ -96,10 +96,9 @@ PROBE_SLOWER = 1.5
 def parallel_pays(threads: int) -> bool:
     """Whether ``threads`` torch threads are worth using from the calling thread: their time for a small parallel
     operation (a multiply of :data:`PROBE_ELEMENTS` numbers, the fastest of :data:`PROBE_REPEATS`) against one
-    thread's. Measured here
-    (BENCHMARKS.md, "Two OpenMP pools"): 0.75-0.87 times one thread's time alone, 3-8 times it from a worker
-    thread while the main thread's pool exists; they pay unless :data:`PROBE_SLOWER` times slower. Torch's thread
-    count is restored."""
+    thread's. Measured here (BENCHMARKS.md, "Two OpenMP pools"): 0.75-0.87 times one thread's time alone, 3-8
+    times it from a worker thread while the main thread's pool exists; they pay unless :data:`PROBE_SLOWER` times
+    slower. Torch's thread count is restored."""
     if threads <= 1:
         return False
     before = torch.get_num_threads()
