@@ -114,7 +114,7 @@ print(seen)
 
 @pytest.mark.skipif(threads.cpu_count() < 2, reason="needs two cores to have two threads to lose")
 def test_a_worker_beside_the_main_threads_pool_keeps_to_one_thread():
-    """With the main thread's OpenMP pool in place, two threads in a worker are 3-8x slower than one on the probe
+    """With the main thread's OpenMP pool in place, two threads in a worker are 2.4-11x slower than one on the probe
     (BENCHMARKS.md, "Two OpenMP pools"), so a governor started in a worker keeps to one thread; in the main thread
     nothing is probed. A fresh process, so that this test's own torch work does not decide, without the thread
     limits that a Dask cluster of an earlier test leaves in this process's environment (OMP_NUM_THREADS=1: the

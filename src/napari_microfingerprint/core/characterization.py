@@ -143,7 +143,7 @@ def line_intercept_length(
         counted = samples >= 2
         used += int(counted.sum())
         for per_length in crossings[counted] / ((samples[counted] - 1) * step):
-            density += float(per_length)  # in line order, as a sum over lines one by one rounds
+            density += float(per_length)  # line by line: the sum does not depend on the chunk size
     return used / density if density > 0 else float("nan")
 
 

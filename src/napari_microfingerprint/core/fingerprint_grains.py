@@ -287,9 +287,10 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     finite = np.isfinite(values[:, 1])
     slope = ridge(z[finite], values[finite, 1]) if finite.sum() >= 2 else None
     areas = np.unique(np.percentile(values[:, 0], [10, 50, 90]))
-    table = np.array([[np.mean([window_rn_slope(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
-                                for k in range(TABLE_SEEDS)]) if growth_table else math.nan for g in GROWTHS]
-                      for a in areas])
+    table = np.full((len(areas), len(GROWTHS)), math.nan)
+    if growth_table:
+        table = np.array([[np.mean([window_rn_slope(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device),
+                                                    p) for k in range(TABLE_SEEDS)]) for g in GROWTHS] for a in areas])
     table_3d = growth_table_3d(areas, p, seed, device) if volumes else None
     seen = values[finite, 1] if finite.any() else np.array([-math.inf, math.inf])
     return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table, p, model.config["latent_dim"], len(z),

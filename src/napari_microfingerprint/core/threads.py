@@ -88,7 +88,7 @@ def _thread_seconds(native_id: int) -> float:
 PROBE_ELEMENTS = 1 << 16
 #: Operations per timing of the probe, and timings of which the fastest counts.
 PROBE_REPEATS = (40, 3)
-#: More threads do not pay when their probe takes this many times one thread's: 0.75-0.87 alone and 3-8 beside
+#: More threads do not pay when their probe takes this many times one thread's: 0.75-0.87 alone and 2.4-11 beside
 #: the main thread's pool; a bound at 1 let noise of a busy moment keep a quiet worker to one thread.
 PROBE_SLOWER = 1.5
 
@@ -96,7 +96,7 @@ PROBE_SLOWER = 1.5
 def parallel_pays(threads: int) -> bool:
     """Whether ``threads`` torch threads are worth using from the calling thread: their time for a small parallel
     operation (a multiply of :data:`PROBE_ELEMENTS` numbers, the fastest of :data:`PROBE_REPEATS`) against one
-    thread's. Measured here (BENCHMARKS.md, "Two OpenMP pools"): 0.75-0.87 times one thread's time alone, 3-8
+    thread's. Measured here (BENCHMARKS.md, "Two OpenMP pools"): 0.75-0.87 times one thread's time alone, 2.4-11
     times it from a worker thread while the main thread's pool exists; they pay unless :data:`PROBE_SLOWER` times
     slower. Torch's thread count is restored."""
     if threads <= 1:
