@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 import time
 
@@ -189,9 +190,13 @@ def test_bad_input_fails_before_anything_runs(target, tmp_path, kwargs, message)
 
 
 def test_a_local_cluster_of_processes_is_started_and_closed(target, tmp_path):
+    """... and leaves this process's environment as it was: the dask nanny writes its workers' thread limits
+    (OMP_NUM_THREADS=1, ...) into the parent's os.environ, where every later subprocess would inherit them."""
+    before = dict(os.environ)
     table = reconstruct_ensemble(target, (24, 24), n=2, store=tmp_path / "p", **SETTINGS)
     assert (table["status"] == "done").all() and table["worker"].str.startswith("tcp://").all()
     assert (tmp_path / "p" / MANIFEST).is_file()
+    assert dict(os.environ) == before
 
 
 def test_keep_freed_memory_undoes_the_dask_worker_malloc_setting(tmp_path):
@@ -215,7 +220,7 @@ for _ in range(200):
     del a
 print(faults() - before)
 """
-    env = {**__import__("os").environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
     counts = {}
     for mode in ("plain", "tuned"):
         run = subprocess.run([sys.executable, "-c", code, mode], env=env, capture_output=True, text=True, timeout=120)

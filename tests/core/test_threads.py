@@ -116,9 +116,8 @@ print(seen)
 def test_a_worker_beside_the_main_threads_pool_keeps_to_one_thread():
     """With the main thread's OpenMP pool in place, two threads in a worker are 2.4-11x slower than one on the probe
     (BENCHMARKS.md, "Two OpenMP pools"), so a governor started in a worker keeps to one thread; in the main thread
-    nothing is probed. A fresh process, so that this test's own torch work does not decide, without the thread
-    limits that a Dask cluster of an earlier test leaves in this process's environment (OMP_NUM_THREADS=1: the
-    main thread would then make no pool)."""
+    nothing is probed. A fresh process, so that this test's own torch work does not decide, without thread limits
+    from the environment (OMP_NUM_THREADS=1: the main thread would then make no pool)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", _WORKER_AFTER_MAIN], capture_output=True, text=True, check=True,
                          timeout=120, env=env).stdout

@@ -430,16 +430,32 @@ def dask_client(client: Client | str | None, n_workers: int = 1) -> Iterator[Cli
         return
     # dashboard_address=None leaves the scheduler's small HTTP server (health, metrics) on port 8787, with a
     # warning when another cluster holds it: a free port instead
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           scheduler_kwargs={"dashboard_address": ":0"})
-    try:
-        own = Client(cluster)
+    with _environment_kept():
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_kwargs={"dashboard_address": ":0"})
         try:
-            yield own
+            own = Client(cluster)
+            try:
+                yield own
+            finally:
+                own.close()
         finally:
-            own.close()
+            cluster.close()
+
+
+@contextmanager
+def _environment_kept() -> Iterator[None]:
+    """Give this process's environment back as it was on entry. A dask nanny sets its workers' variables
+    (``OMP_NUM_THREADS=1``, ``MKL_NUM_THREADS=1``, ``OPENBLAS_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_``, ...)
+    in the *parent's* ``os.environ`` before it spawns them, and leaves them there: every process napari or the
+    user started after an ensemble would run with one thread."""
+    before = dict(os.environ)
+    try:
+        yield
     finally:
-        cluster.close()
+        for key in [k for k in os.environ if k not in before]:
+            del os.environ[key]
+        os.environ.update(before)
 
 
 def _serial(jobs: list[list[int]], task: dict, cancel: threading.Event | None) -> Generator[dict, None, None]:
