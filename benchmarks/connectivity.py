@@ -25,10 +25,13 @@ Data (not shipped; see ``../shared/data/MANIFEST.md``):
   the Leopard sections z = 50, 15, 20, 8 and the three packs, against the default's one-sided floor, also with
   the pore clusters it cuts off bridged afterwards;
 * closed pores (:func:`section_blobs`): the small interior pore clusters of 2D sections, per size, in the rock,
-  in the input sections and in their reconstructions: what one section says about the rock's closed pores.
+  in the input sections and in their reconstructions: what one section says about the rock's closed pores;
+* the floor at the reference volume's own Archie exponent (:func:`own_exponent`), as for a user who has a 3D
+  volume of the rock, on the sections of the Archie comparison.
 
     python benchmarks/connectivity.py [--data ../shared/data] [--sizes 64 128] [--slices 50 15]
-        [--skip leopard anode target zones sweep packs archie blobs] [--zone-seeds 3] [--floor-gammas 3 2 1.5]
+        [--skip leopard anode target zones sweep packs archie blobs own] [--zone-seeds 3] [--floor-gammas 3 2 1.5]
+        [--own-cases z=15 0.20]
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ import scipy.ndimage as ndi
 from _report import report as write_report
 from skimage.segmentation import clear_border
 
-from napari_microfingerprint import match, structure_report, tortuosity
+from napari_microfingerprint import archie_exponent, match, structure_report, tortuosity
 from napari_microfingerprint.core import transport
 from napari_microfingerprint.core.connectivity import bridge_mask
 
@@ -331,6 +334,36 @@ def archie(data: Path) -> list[dict]:
     return rows
 
 
+def own_exponent(data: Path, cases: list[str] | None = None) -> list[dict]:
+    """A user who has a 3D volume of the rock: the floor's exponent set to the volume's own Archie exponent
+    (``archie_exponent`` of the whole reference), 64^3 from the section of :func:`_stand_ins`, seed 0; the pore
+    tortuosity against ``eps^(1 - m)`` and the 32 metrics against 8 crops."""
+    rows = []
+    for case, ref, section in _stand_ins(data):
+        if cases and not any(case.endswith(c) for c in cases):
+            continue
+        eps = float(section.mean())
+        m = archie_exponent(ref, 1)
+        start = time.perf_counter()
+        res = match(section, (64, 64, 64), seed=0, archie_exponent=m)
+        seconds = time.perf_counter() - start
+        rep = structure_report(res.labels, ref, n_windows=8, seed=0)
+        pore, out = rep.phases[1].values, rep.comparison
+        taus = [pore[f"tortuosity_{a}"] for a in "zyx"]
+        bound = eps ** (1.0 - m)
+        rows.append({"case": f"{case} ({eps:.3f})", "reference m": round(m, 3), "eps^(1-m)": round(bound, 2),
+                     "seconds": round(seconds, 1), "outside 2 sd": f"{int((~out.inside).sum())}/{len(out)}",
+                     "porosity": round(float((res.labels == 1).mean()), 3),
+                     "pore tortuosity z/y/x": "/".join(_fmt(t) for t in taus),
+                     "share of eps^(1-m)": "/".join(_fmt(round(t / bound, 2)) for t in taus),
+                     "crops' pore tortuosity": "/".join(f"{r.ref_mean:.2f}±{r.ref_sd:.2f}" for r in out.itertuples()
+                                                        if r.phase == 1 and r.metric.startswith("tortuosity")),
+                     "s2 error (z)": round(res.errors["z"]["s2"], 3),
+                     "what is outside": ", ".join(f"{r.phase}:{r.metric}" for r in out.itertuples() if not r.inside)})
+        print(rows[-1], flush=True)
+    return rows
+
+
 #: Size bins (pixels) of :func:`section_blobs`: 1-2, 3-10, 11-30, 31-100 and at least 101.
 BLOB_BINS = (1, 3, 11, 31, 101, math.inf)
 
@@ -373,10 +406,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--slices", type=int, nargs="+", default=[50, 15, 20])
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["leopard", "anode", "target", "zones", "sweep", "packs", "archie", "blobs"])
+                        choices=["leopard", "anode", "target", "zones", "sweep", "packs", "archie", "blobs", "own"])
     parser.add_argument("--zone-seeds", type=int, default=3, help="seeds per section of the porous zone")
     parser.add_argument("--floor-gammas", type=float, nargs="+", default=[3.0],
                         help="conductivity exponents of the floor's soft diffusivity tried on the grain packs")
+    parser.add_argument("--own-cases", nargs="*", default=None,
+                        help="endings of the cases of the own-exponent runs, e.g. 'z=15' '0.20' (default: all)")
     args = parser.parse_args()
     print("load:", os.getloadavg())
     if "leopard" not in args.skip:
@@ -403,6 +438,8 @@ def main() -> None:
         write_report(archie(args.data), "connectivity_archie_target")
     if "blobs" not in args.skip:
         write_report(section_blobs(args.data), "connectivity_section_blobs")
+    if "own" not in args.skip:
+        write_report(own_exponent(args.data, args.own_cases), "connectivity_own_exponent")
     print("load:", os.getloadavg())
 
 

@@ -7,6 +7,7 @@ The public API mirrors the widgets::
 """
 from .core.analysis import PropertyReport, classify, embed, fit_property, window_properties
 from .core.characterization import grain_statistics, line_intercept_length, phase_fractions
+from .core.connectivity import archie_exponent
 from .core.descriptors import available_descriptors, register_descriptor
 from .core.descriptors.sets import DescriptorSet, characterize, descriptor_error, interpolate, merge
 from .core.ensemble import reconstruct_ensemble, reconstruct_ensemble_iter
@@ -34,6 +35,7 @@ from .core.reconstruction import (
     reconstruct,
     reconstruct_batch_iter,
     reconstruct_iter,
+    reference_exponents,
     reference_tortuosity,
 )
 from .core.segmentation import (
@@ -69,6 +71,7 @@ __all__ = [
     "StructureReport",
     "TransportResult",
     "VAEModel",
+    "archie_exponent",
     "available_descriptors",
     "characterize",
     "classify",
@@ -117,6 +120,7 @@ __all__ = [
     "reconstruct_ensemble",
     "reconstruct_ensemble_iter",
     "reconstruct_iter",
+    "reference_exponents",
     "reference_tortuosity",
     "register_descriptor",
     "sample_latent",

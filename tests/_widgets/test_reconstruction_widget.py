@@ -152,10 +152,13 @@ def test_tortuosity_target_from_the_widget(make_napari_viewer, qtbot, messages):
     assert any("3D source" in m for m in messages["error"]) and widget.progress.worker is None
     widget.tau_mode.value = "this value"
     widget.tau_value.value = 2.0
+    widget.floor_mode.value = "this value"
+    widget.floor_m.value = 2.4
     widget.run()
     qtbot.waitUntil(lambda: widget.last_report is not None, timeout=120_000)
     result = next(lay for lay in viewer.layers if "reconstruction 3D" in lay.name)
     assert result.metadata["microfingerprint"]["settings"]["tortuosity"] == {1: 2.0}
+    assert result.metadata["microfingerprint"]["settings"]["archie_exponent"] == 2.4
 
 
 def test_a_source_too_small_for_a_spread_keeps_the_run(make_napari_viewer, qtbot, messages):
@@ -175,7 +178,7 @@ def test_a_source_too_small_for_a_spread_keeps_the_run(make_napari_viewer, qtbot
 
 
 def test_tortuosity_of_the_source_volume_is_solved_in_the_worker(make_napari_viewer, qtbot, messages):
-    from napari_microfingerprint import reference_tortuosity
+    from napari_microfingerprint import reference_exponents, reference_tortuosity
 
     viewer = make_napari_viewer()
     vol = make_two_phase((16, 16, 16), 0.4, 2.0, seed=2)
@@ -192,6 +195,10 @@ def test_tortuosity_of_the_source_volume_is_solved_in_the_worker(make_napari_vie
     assert set(wanted) == set(expected) and messages["error"] == []
     for phase, taus in expected.items():
         assert wanted[phase] == pytest.approx(taus, rel=1e-9)
+    # the connectivity floor of the other phases lands at the source's own Archie exponent
+    exponents = reference_exponents(vol)
+    assert exponents and result.metadata["microfingerprint"]["settings"]["archie_exponent"] == \
+        pytest.approx(exponents, rel=1e-9)
 
 
 def test_ensemble_stacks_one_volume_per_seed(make_napari_viewer, qtbot, messages):

@@ -227,6 +227,12 @@ def test_transport_settings_are_checked():
         match(src, (16, 16, 16), tortuosity="reference")
     with pytest.raises(InputError, match="annealing"):
         reconstruct(target, (16, 16, 16), tortuosity=2.0, optimizer="annealing")
+    with pytest.raises(InputError, match="connectivity='off'"):
+        reconstruct(target, (16, 16, 16), archie_exponent=2.0, connectivity="off")
+    with pytest.raises(InputError, match="cementation exponent"):
+        reconstruct(target, (16, 16, 16), archie_exponent={1: 7.0})
+    with pytest.raises(InputError, match="3D reconstructions"):
+        reconstruct(target, (16, 16), archie_exponent=2.0)
 
 
 def test_a_batch_of_seeds_gives_independent_volumes_that_match():

@@ -28,6 +28,7 @@ from ..core.reconstruction import (
     ReconstructionResult,
     lost_phases_message,
     reconstruct_iter,
+    reference_exponents,
     reference_tortuosity,
 )
 from ..core.validation import InputError, check_labels
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 MODES = ("3D from 2D slice(s)", "3D from 3D volume", "2D", "interpolate between two layers")
 NONE = "(none)"
 TORTUOSITY = ("none", "this value", "same as the source volume")
+FLOOR_EXPONENT = ("Archie's 2 (a 3D source: its own)", "this value")
 
 
 class ReconstructionWidget(QWidget):
@@ -89,12 +91,19 @@ class ReconstructionWidget(QWidget):
 
         self.connectivity = CheckBox(
             label="keep network phases connected (Archie floor, bridges)", value=True,
-            tooltip="3D: every phase with 10-50 % of the volume conducts at least as Archie's law (m = 2) says; "
-                    "clusters cut off by the decision are bridged; specks are removed.")
+            tooltip="3D: every phase with 10-50 % of the volume conducts at least as Archie's law D_eff/D_0 = eps^m "
+                    "says (m = 2, or a 3D source's own); clusters cut off by the decision are bridged; specks are "
+                    "removed.")
+        self.floor_mode = ComboBox(label="floor exponent", choices=list(FLOOR_EXPONENT))
+        self.floor_m = FloatSpinBox(
+            label="Archie exponent m", value=2.0, min=1.0, max=5.0, step=0.05,
+            tooltip="cementation exponent of the network phases below half of the volume: a tortuosity of at most "
+                    "eps^(1 - m); sandstones about 1.8-2.5")
         self.tau_mode = ComboBox(label="target tortuosity", choices=list(TORTUOSITY))
         self.tau_value = FloatSpinBox(label="tortuosity factor", value=3.0, min=1.0, max=1e4, step=0.1)
         self.tau_phase = SpinBox(label="of phase", value=1, min=0, max=15)
-        transport = Container(widgets=[self.connectivity, self.tau_mode, self.tau_value, self.tau_phase])
+        transport = Container(widgets=[self.connectivity, self.floor_mode, self.floor_m, self.tau_mode,
+                                       self.tau_value, self.tau_phase])
 
         self.check_layer = ComboBox(label="check layer", choices=self._labels_layers)
         self.check_reference = ComboBox(label="against (optional)", choices=self._optional_labels)
@@ -237,11 +246,18 @@ class ReconstructionWidget(QWidget):
                     "connectivity": "auto" if self.connectivity.value else "off"}
         try:
             tortuosity = self._tortuosity(layer, len(shape))
+            if self.connectivity.value and self.floor_mode.value == "this value":
+                if len(shape) != 3:
+                    raise InputError("the Archie exponent sets the floor of 3D reconstructions; choose a 3D mode "
+                                     "or the default floor exponent.")
+                settings["archie_exponent"] = self.floor_m.value
         except Exception as err:  # noqa: BLE001 - every failure becomes a notification
             report_error(err, "Reconstruction")
             return None
         reference = None if n_targets > 1 or self.zx.value is not None or self.zy.value is not None \
             else self._phases(layer, "phase")
+        own_exponent = self.connectivity.value and "archie_exponent" not in settings and reference is not None \
+            and reference.ndim == 3 and len(shape) == 3
         spacing = tuple(float(v) for v in layer.scale[-np.ndim(layer.data):])
         n_volumes = self.ensemble.value if n_targets == 1 else 1
         if self.ensemble.value > 1 and n_targets > 1:
@@ -266,6 +282,9 @@ class ReconstructionWidget(QWidget):
                 settings["tortuosity"] = reference_tortuosity(tortuosity)
             elif tortuosity is not None:
                 settings["tortuosity"] = tortuosity
+            if own_exponent:  # the floor lands where the source volume itself conducts
+                yield Progress(0, 1, "Archie exponent of the source volume")
+                settings["archie_exponent"] = reference_exponents(reference) or None
             results = []
             for k, (target, run_seed) in enumerate(runs):
                 if cancel.is_set():

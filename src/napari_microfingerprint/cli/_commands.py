@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.descriptors.registry import available_descriptors
 from ..core.descriptors.sets import DEFAULT_WEIGHTS, MAX_PHASES, DescriptorSet, characterize, interpolate, merge
-from ..core.reconstruction import OPTIMIZERS, reconstruct_iter, reference_tortuosity
+from ..core.reconstruction import OPTIMIZERS, reconstruct_iter, reference_exponents, reference_tortuosity
 from ..core.validation import InputError
 from ._files import add_raw_options, as_phases, descriptor_base, read_array, write_structure
 from ._terminal import Reporter
@@ -65,6 +65,10 @@ def _add_reconstruction_options(p: argparse.ArgumentParser, reference_tau: bool)
     if reference_tau:
         tau_help += ", or 'reference' for the input volume's own (3D inputs)"
     p.add_argument("--tortuosity", nargs="+", default=None, metavar="TAU", help=tau_help)
+    m_help = ("cementation exponent m of the connectivity floor D_eff/D_0 >= eps^m of the network phases below "
+              "half of the volume (default: Archie's 2")
+    m_help += ", or a 3D input's own)" if reference_tau else ")"
+    p.add_argument("--archie-exponent", type=float, default=None, metavar="M", help=m_help)
     p.add_argument("--seed", type=int, default=0, help="random seed of a single run (default 0)")
     p.add_argument("--n", type=_positive_int, default=None,
                    help="reconstruct an ensemble of N volumes into the folder -o (seeds 0..N-1 unless --seeds)")
@@ -86,7 +90,7 @@ def _add_reconstruction_options(p: argparse.ArgumentParser, reference_tau: bool)
 def _settings(args: argparse.Namespace, tortuosity) -> dict:
     return {"max_iter": args.max_iter, "optimizer": args.optimizer, "multigrid": not args.no_multigrid,
             "device": args.device, "threads": args.threads, "connectivity": args.connectivity,
-            "tortuosity": tortuosity}
+            "tortuosity": tortuosity, "archie_exponent": args.archie_exponent}
 
 
 def _shape(args: argparse.Namespace, default: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -194,6 +198,11 @@ def cmd_match(args: argparse.Namespace, rep: Reporter) -> int:
     phases = as_phases(data, args.input, rep)
     shape = _shape(args, phases.shape)
     tau = _tortuosity(args.tortuosity, phases if phases.ndim == 3 else None)
+    if phases.ndim == 3 and args.archie_exponent is None and args.connectivity == "auto":
+        args.archie_exponent = reference_exponents(phases) or None
+        if args.archie_exponent:
+            rep.info("connectivity floor at the input's own Archie exponent: " + ", ".join(
+                f"phase {p} m = {m:.2f}" for p, m in args.archie_exponent.items()))
     target = characterize(phases, descriptors=args.descriptors, limit_to=args.limit_to,
                           levels=0 if args.no_multigrid else args.levels)
     rep.info(f"characterised {args.input} {'x'.join(map(str, phases.shape))}: {target.n_phases} phases")

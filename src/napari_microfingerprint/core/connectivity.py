@@ -10,7 +10,9 @@ Transport through the real rock is well described by Archie's law ``D_eff / D_0 
 exponent ``m ~ 2`` (Archie 1942; the Leopard crops give m = 2.0). The default prior therefore asks every phase
 that forms a network to conduct at least as well as Archie's law with ``m = 2``, i.e. a tortuosity factor of at
 most ``1 / eps``: a one-sided floor on the differentiable diffusivity of :mod:`.transport`, which leaves a
-phase that conducts better alone. Network phases are those with :data:`MIN_NETWORK_FRACTION` up to
+phase that conducts better alone (the optimiser steps past it: the pore tortuosity ends at 0.5-0.9 of the bound,
+BENCHMARKS.md). ``m`` is a setting (``archie_exponent``): a 3D reference's own (:func:`archie_exponent`), or a
+value the user knows for the material. Network phases are those with :data:`MIN_NETWORK_FRACTION` up to
 :data:`MAX_NETWORK_FRACTION` of the volume: below, a phase may be dispersed particles; above, it percolates
 anyway, and a floor on it would trade volume fraction for conductance. The upper bound lies above one half
 because a phase with just over half of the volume does not percolate anyway once the other phase is pushed to
@@ -31,10 +33,13 @@ run once more on the result.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.ndimage as ndi
+
+from .validation import InputError, check_float, check_int, check_labels
 
 #: Archie's cementation exponent of the default floor ``D_eff / D_0 >= eps^m``.
 ARCHIE_EXPONENT = 2.0
@@ -44,6 +49,9 @@ MIN_NETWORK_FRACTION = 0.1
 MAX_NETWORK_FRACTION = 0.6
 #: The exponent of the floor on a network phase with more than half of the volume: it only keeps it percolating.
 MAJORITY_EXPONENT = 3.0
+#: The largest exponent the ``archie_exponent`` setting takes (a tortuosity of ``eps^(1 - m)``: 10^4 at
+#: ``eps = 0.1`` and ``m = 5``).
+MAX_EXPONENT = 5.0
 
 
 def network_phases(fractions: Sequence[float], ndim: int) -> list[int]:
@@ -58,6 +66,65 @@ def floor_exponent(fraction: float) -> float:
     """The exponent ``m`` of a network phase's floor ``D_eff / D_0 >= eps^m``: Archie's :data:`ARCHIE_EXPONENT`
     up to half of the volume, the weaker :data:`MAJORITY_EXPONENT` above."""
     return ARCHIE_EXPONENT if fraction < 0.5 else MAJORITY_EXPONENT
+
+
+def check_exponent(m, what: str) -> float:
+    """``m`` as a cementation exponent: a finite number from 1 (straight channels, ``D_eff / D_0 = eps``) up to
+    :data:`MAX_EXPONENT`; :class:`InputError` otherwise."""
+    value = check_float(m, what)
+    if not 1.0 <= value <= MAX_EXPONENT:
+        raise InputError(f"{what}={m!r} is not a cementation exponent: give a number from 1 (straight channels) to "
+                         f"{MAX_EXPONENT:g}; sandstones have about 1.8-2.5 (Archie's law D_eff / D_0 = eps^m).")
+    return value
+
+
+def floor_exponents(fractions: Sequence[float], ndim: int, given=None) -> dict[int, float]:
+    """``{phase: m}`` of the connectivity floors of a structure with phase ``fractions``: every
+    :func:`network_phases` phase with :func:`floor_exponent`. ``given`` (the ``archie_exponent`` setting) sets
+    them: a number replaces Archie's exponent of the network phases below half of the volume; ``{phase: m}``
+    sets (or adds) the floor of each phase named. :class:`InputError` when it names no phase it could act on."""
+    out = {p: floor_exponent(fractions[p]) for p in network_phases(fractions, ndim)}
+    if given is None:
+        return out
+    if ndim != 3:
+        raise InputError("archie_exponent sets the connectivity floor of 3D reconstructions; a 2D one has none. "
+                         "Drop it, or ask for a 3D shape.")
+    if isinstance(given, Mapping):
+        for phase, m in given.items():
+            if isinstance(phase, bool) or not isinstance(phase, (int, np.integer)) or not 0 <= phase < len(fractions):
+                raise InputError(f"archie_exponent is keyed by phase numbers 0..{len(fractions) - 1}; got {phase!r}.")
+            out[int(phase)] = check_exponent(m, f"archie_exponent[{phase}]")
+        return out
+    m = check_exponent(given, "archie_exponent")
+    minority = [p for p in out if fractions[p] < 0.5]
+    if not minority:
+        raise InputError(f"archie_exponent={given!r} applies to the network phases below half of the volume "
+                         f"({MIN_NETWORK_FRACTION:g}-0.5 of it), and this structure has none (phase fractions "
+                         f"{', '.join(f'{f:.3f}' for f in fractions)}); name the phase: {{phase: m}}.")
+    return {**out, **{p: m for p in minority}}
+
+
+def archie_exponent(structure, phase: int = 1) -> float:
+    """The cementation exponent of ``phase`` in a 3D phase map: ``m = 1 + log(tau) / log(1 / eps)`` from Archie's
+    law ``D_eff / D_0 = eps^m`` with the tortuosity factor ``tau = eps / (D_eff / D_0)`` (its geometric mean
+    over the axes along which the phase percolates; exact solver, :func:`.transport.tortuosity`). The Leopard
+    sandstone's 100^3 volume gives 2.0 for its pores. :class:`InputError` when the phase percolates along no
+    axis (no finite tortuosity) or is not a 3D structure's."""
+    from .transport import tortuosity
+
+    lab = check_labels(structure, "structure")
+    if lab.ndim != 3:
+        raise InputError(f"archie_exponent needs a 3D structure, got {lab.ndim}D: 2D tortuosities do not carry "
+                         "over to 3D.")
+    eps = float((lab == check_int(phase, "phase", 0)).mean())
+    if not 0.0 < eps < 1.0:
+        raise InputError(f"phase {phase} fills {eps:.0%} of the structure; an exponent needs a phase that fills "
+                         "part of it.")
+    taus = [r.tortuosity for r in tortuosity(lab, phase).values() if r.percolating]
+    if not taus:
+        raise InputError(f"phase {phase} connects no two opposite faces of the structure, so it has no finite "
+                         "tortuosity and no Archie exponent.")
+    return 1.0 + float(np.mean(np.log(taus))) / math.log(1.0 / eps)
 
 
 def mean_chord(mask: np.ndarray) -> float:

@@ -33,7 +33,16 @@ import numpy as np
 import torch
 
 from .characterization import phase_fractions
-from .connectivity import bridge_mask, despeckle, dissolve_fragments, floor_exponent, network_phases
+from .connectivity import (
+    MAX_EXPONENT,
+    archie_exponent,
+    bridge_mask,
+    check_exponent,
+    despeckle,
+    dissolve_fragments,
+    floor_exponents,
+    network_phases,
+)
 from .descriptors.morphology import chord_lengths_for
 from .descriptors.registry import get_descriptor
 from .descriptors.sets import (
@@ -91,6 +100,12 @@ class ReconstructionSettings:
     #: ``"auto"``: in 3D, network phases conduct at least as Archie's law says and cut-off clusters are bridged
     #: (:mod:`.connectivity`); ``"off"``: descriptors only.
     connectivity: str = "auto"
+    #: Cementation exponent ``m`` of the connectivity floor ``D_eff / D_0 >= eps^m`` (3D, ``connectivity="auto"``):
+    #: a number for the network phases below half of the volume, or ``{phase: m}``: the phase conducts at least as
+    #: well (a tortuosity of at most ``eps^(1 - m)``; the optimiser usually steps past it). None: Archie's 2 (3 for
+    #: a phase above half of the volume); :func:`match` of a 3D structure measures it there
+    #: (:func:`.connectivity.archie_exponent`).
+    archie_exponent: float | Mapping[int, float] | None = None
     transport_weight: float = 1.0
     #: CPU threads for torch: None watches the machine and uses the cores other work leaves free
     #: (:class:`.threads.ThreadGovernor`); a number fixes it. A seed gives the same structure bit for bit only
@@ -113,6 +128,15 @@ class ReconstructionSettings:
         put("history_size", check_int(self.history_size, "history_size", 1, 1000))
         put("preview_every", check_int(self.preview_every, "preview_every", 1))
         put("transport_weight", check_positive(self.transport_weight, "transport_weight"))
+        if self.archie_exponent is not None:
+            if self.connectivity != "auto":
+                raise InputError("archie_exponent sets the connectivity floor, which connectivity='off' switches "
+                                 "off; drop one of them.")
+            if isinstance(self.archie_exponent, Mapping):
+                put("archie_exponent", {k: check_exponent(m, f"archie_exponent[{k!r}]")
+                                        for k, m in self.archie_exponent.items()})
+            else:
+                put("archie_exponent", check_exponent(self.archie_exponent, "archie_exponent"))
         if self.weights is not None:
             if not isinstance(self.weights, Mapping):
                 raise InputError(f"weights={self.weights!r} must map descriptor names to weights, e.g. {{'s2': 1}}.")
@@ -293,8 +317,8 @@ def _transport_term(target: DescriptorSet, ndim: int, s: ReconstructionSettings)
         targets.update({(phase, d): tau for d, tau in enumerate(taus)})
     floors = {}
     if s.connectivity == "auto":
-        floors = {(p, d): floor_exponent(fractions[p]) for p in network_phases(fractions, ndim) for d in range(ndim)
-                  if (p, d) not in targets}
+        floors = {(p, d): m for p, m in floor_exponents(fractions, ndim, s.archie_exponent).items()
+                  for d in range(ndim) if (p, d) not in targets}
     if not floors and not targets:
         return None
     return TransportTerm(targets, floors, s.transport_weight)
@@ -706,16 +730,33 @@ def reference_tortuosity(structure) -> dict[int, list[float]]:
     return out
 
 
+def reference_exponents(structure) -> dict[int, float]:
+    """The Archie exponents of a 3D phase map's network phases (:func:`.connectivity.archie_exponent`), for the
+    ``archie_exponent`` setting: a reconstruction from it then conducts at least as well as the structure itself
+    does. A network phase that connects no two opposite faces keeps the default floor."""
+    lab = phase_map(structure)[0]
+    out = {}
+    for phase in network_phases(np.bincount(lab.ravel()) / lab.size, lab.ndim):
+        try:
+            out[phase] = min(archie_exponent(lab, phase), MAX_EXPONENT)
+        except InputError:
+            continue
+    return out
+
+
 def match(structure, shape: Sequence[int] | None = None, descriptors: Sequence[str] = tuple(DEFAULT_WEIGHTS),
           limit_to: int = 8, **kwargs) -> ReconstructionResult:
     """Characterise ``structure`` and reconstruct a structure of ``shape`` (default: the same shape) from it
     (paper 004 ``match``). ``tortuosity="reference"`` asks for the tortuosity of the structure itself (3D
-    only, :func:`reference_tortuosity`)."""
+    only, :func:`reference_tortuosity`). The connectivity floor of a 3D structure's network phases uses their
+    own Archie exponent (:func:`reference_exponents`) unless ``archie_exponent`` is given."""
     if isinstance(kwargs.get("tortuosity"), str):
         if kwargs["tortuosity"] != "reference":
             raise InputError(f"tortuosity {kwargs['tortuosity']!r} is unknown; give numbers or 'reference'.")
         kwargs["tortuosity"] = reference_tortuosity(phase_map(structure)[0])
     lab = phase_map(structure)[0]
+    if lab.ndim == 3 and kwargs.get("archie_exponent") is None and kwargs.get("connectivity", "auto") == "auto":
+        kwargs["archie_exponent"] = reference_exponents(lab) or None
     shape = lab.shape if shape is None else check_shape(shape)
     levels = 2 if kwargs.get("multigrid", True) else 0
     target = characterize(lab, descriptors=descriptors, limit_to=limit_to, levels=levels)

@@ -1,0 +1,52 @@
+"""The connectivity floor's exponents: Archie's law measured on a volume, and the ``archie_exponent`` setting."""
+import math
+
+import numpy as np
+import pytest
+
+from napari_microfingerprint import InputError, archie_exponent, make_two_phase, reference_exponents, tortuosity
+from napari_microfingerprint.core.connectivity import ARCHIE_EXPONENT, MAJORITY_EXPONENT, floor_exponents
+
+
+def test_straight_channels_have_exponent_one():
+    vol = np.zeros((12, 10, 10), dtype=np.uint8)
+    vol[:, 2:5, 3:6] = 1  # tau = 1 along z, no path across: D_eff / D_0 = eps^1
+    assert archie_exponent(vol, 1) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_exponent_follows_archies_law_from_the_tortuosity():
+    vol = make_two_phase((32, 32, 32), 0.3, 2.5, seed=1)
+    taus = [r.tortuosity for r in tortuosity(vol, 1).values() if r.percolating]
+    eps = float(vol.mean())
+    m = archie_exponent(vol, 1)
+    # D_eff / D_0 = eps / tau = eps^m for the geometric mean of the axes' tortuosities
+    assert eps ** m == pytest.approx(eps / math.exp(np.mean(np.log(taus))), rel=1e-9)
+    assert m > 1.0
+    assert reference_exponents(vol) == {1: pytest.approx(m)}
+
+
+def test_exponent_needs_a_connected_3d_phase():
+    with pytest.raises(InputError, match="3D"):
+        archie_exponent(make_two_phase((32, 32), 0.3, 2.0, seed=0), 1)
+    vol = np.zeros((8, 8, 8), dtype=np.uint8)
+    vol[2:4, 2:4, 2:4] = 1  # one closed pore
+    with pytest.raises(InputError, match="connects no two opposite faces"):
+        archie_exponent(vol, 1)
+    assert reference_exponents(vol) == {}  # no network phase: the defaults stay
+
+
+def test_the_setting_sets_the_floors():
+    fractions = [0.7, 0.3]
+    assert floor_exponents(fractions, 3) == {1: ARCHIE_EXPONENT}
+    assert floor_exponents(fractions, 3, 2.4) == {1: 2.4}
+    assert floor_exponents(fractions, 3, {0: 1.5}) == {0: 1.5, 1: ARCHIE_EXPONENT}  # a phase named gets one
+    assert floor_exponents([0.45, 0.55], 3, 2.2) == {0: 2.2, 1: MAJORITY_EXPONENT}  # a number: phases below half
+    assert floor_exponents(fractions, 2) == {}
+    with pytest.raises(InputError, match="3D reconstructions"):
+        floor_exponents(fractions, 2, 2.0)
+    with pytest.raises(InputError, match="cementation exponent"):
+        floor_exponents(fractions, 3, 0.5)
+    with pytest.raises(InputError, match="phase numbers"):
+        floor_exponents(fractions, 3, {2: 2.0})
+    with pytest.raises(InputError, match="name the phase"):
+        floor_exponents([0.95, 0.05], 3, 2.0)  # no network phase below half of the volume
