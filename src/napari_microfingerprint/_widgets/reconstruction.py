@@ -282,7 +282,7 @@ class ReconstructionWidget(QWidget):
                 settings["tortuosity"] = reference_tortuosity(tortuosity)
             elif tortuosity is not None:
                 settings["tortuosity"] = tortuosity
-            if own_exponent:  # the floor lands where the source volume itself conducts
+            if own_exponent:  # the floor asks for at least the source volume's own conduction
                 yield Progress(0, 1, "Archie exponent of the source volume")
                 settings["archie_exponent"] = reference_exponents(reference) or None
             results = []

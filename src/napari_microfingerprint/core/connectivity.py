@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.ndimage as ndi
 
+from .transport import tortuosity
 from .validation import InputError, check_float, check_int, check_labels
 
 #: Archie's cementation exponent of the default floor ``D_eff / D_0 >= eps^m``.
@@ -108,10 +109,9 @@ def archie_exponent(structure, phase: int = 1) -> float:
     """The cementation exponent of ``phase`` in a 3D phase map: ``m = 1 + log(tau) / log(1 / eps)`` from Archie's
     law ``D_eff / D_0 = eps^m`` with the tortuosity factor ``tau = eps / (D_eff / D_0)`` (its geometric mean
     over the axes along which the phase percolates; exact solver, :func:`.transport.tortuosity`). The Leopard
-    sandstone's 100^3 volume gives 2.0 for its pores. :class:`InputError` when the phase percolates along no
-    axis (no finite tortuosity) or is not a 3D structure's."""
-    from .transport import tortuosity
-
+    sandstone's 100^3 volume gives 2.34 for its pores (its y axis is tortuous; its 64^3 crops conduct as m = 2.0
+    at their mean porosity). :class:`InputError` when the phase percolates along no axis (no finite tortuosity)
+    or is not a 3D structure's."""
     lab = check_labels(structure, "structure")
     if lab.ndim != 3:
         raise InputError(f"archie_exponent needs a 3D structure, got {lab.ndim}D: 2D tortuosities do not carry "
