@@ -177,6 +177,9 @@ CASES = [
     ("segment_with_scribbles", {"image": GREY, "scribbles": np.zeros((10, 24), int)}, r"shape"),
     ("decode_labels", {"model": MODEL, "z": np.zeros(4)}, r"intensities"),
     ("reference_tortuosity", {"structure": PHASES}, r"3D"),
+    ("archie_exponent", {"structure": PHASES}, r"3D"),
+    ("archie_exponent", {"structure": np.zeros((8, 8, 8), np.uint8), "phase": 1}, r"fills 0%"),
+    ("reference_exponents", {"structure": PHASES}, r"3D"),
 ]
 
 

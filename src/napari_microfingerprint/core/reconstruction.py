@@ -735,6 +735,9 @@ def reference_exponents(structure) -> dict[int, float]:
     ``archie_exponent`` setting: a reconstruction from it then conducts at least as well as the structure itself
     does. A network phase that connects no two opposite faces keeps the default floor."""
     lab = phase_map(structure)[0]
+    if lab.ndim != 3:
+        raise InputError(f"reference_exponents needs a 3D structure, got {lab.ndim}D: 2D tortuosities do not "
+                         "carry over to 3D.")
     out = {}
     for phase in network_phases(np.bincount(lab.ravel()) / lab.size, lab.ndim):
         try:
