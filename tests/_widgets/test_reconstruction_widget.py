@@ -195,7 +195,7 @@ def test_tortuosity_of_the_source_volume_is_solved_in_the_worker(make_napari_vie
     assert set(wanted) == set(expected) and messages["error"] == []
     for phase, taus in expected.items():
         assert wanted[phase] == pytest.approx(taus, rel=1e-9)
-    # the connectivity floor of the other phases lands at the source's own Archie exponent
+    # the connectivity floor of the other phases uses the source's own Archie exponent
     exponents = reference_exponents(vol)
     assert exponents and result.metadata["microfingerprint"]["settings"]["archie_exponent"] == \
         pytest.approx(exponents, rel=1e-9)
