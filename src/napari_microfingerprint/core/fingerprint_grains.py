@@ -66,13 +66,17 @@ DEFAULT_GROWTH = 2.5
 #: strictly nearest let that noise decide between factors 1.25-4 on late-stage Potts grains (their entries
 #: 1.47-1.56), which widened the generated slopes (sd 0.37 against the real 0.24; 84 % inside).
 SLOPE_TOLERANCE = 0.1
+#: 3D growths averaged per entry of the head's table of 3D growths (:func:`growth_table_3d`).
+TABLE_SEEDS_3D = 2
 #: The same for the table of 3D growths. Its entries lie closer together than the 2D ones: across the factors,
 #: 0.75-0.86 at 46 px and 0.64-0.76 at 34 px (late and early 3D Potts sections), where one section's slope has
 #: an sd of 0.05-0.08. With 16 sections per entry (sd about 0.025, adjacent entries 0.03-0.04 apart where they
 #: should rise), a tolerance of 0.1 let every volume take the default growth, and 0.06 still 1.6-2.5 where
-#: 1-1.01 fitted (early stage). An entry now averages 48 sections (16 along each axis, 4 px apart at 64 px), sd
-#: about 0.015, so the difference of two has an sd of about 0.02.
-SLOPE_TOLERANCE_3D = 0.04
+#: 1-1.01 fitted (early stage). One growth measured on 48 sections (16 along each axis, 4 px apart at 64 px) has
+#: an sd of about 0.015; an entry averages :data:`TABLE_SEEDS_3D` growths (about 0.011), so the difference of
+#: two entries has an sd of about 0.015, and the tolerance is twice that. With one growth per entry and 0.04,
+#: factor 1.6 (0.71 at 36 px) could not be told from 1-1.01 (0.67) on early-stage sections.
+SLOPE_TOLERANCE_3D = 0.03
 #: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
 #: of one window, the Potts structures of paper 000's stages have windows with 26-51 % too large mean areas (a
 #: grain wrapping around the box counted once) and 12-26 % too flat R-n slopes.
@@ -253,11 +257,12 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     module docstring), and tabulate the R-n slope that each growth factor of :data:`GROWTHS` reaches at the
     10th, 50th and 90th percentile of the windows' mean areas (2D growths of :data:`BOX_WINDOWS` windows a side,
     :data:`TABLE_SEEDS` per entry). With ``volumes`` also the slope of the sections of 3D growths, one patch a
-    side, one growth per entry measured on its :func:`_sections` (48 at 64 px): :meth:`GrainHead.growth_for`
-    uses that table for volumes. It is slow (18 3D growths: 459 s for 64 px late Potts grains on two CPU cores),
-    and it is the right table when the label maps are sections of 3D grains. Without ``growth_table`` (and
-    ``volumes``) nothing is grown: the head predicts grain sizes and slopes, and every structure grows by
-    :data:`DEFAULT_GROWTH` (the 2D table's 36 growths take about a minute at 64 px on two cores)."""
+    side, :data:`TABLE_SEEDS_3D` growths per entry measured on their :func:`_sections` (48 at 64 px):
+    :meth:`GrainHead.growth_for` uses that table for volumes. It is slow (36 3D growths; 18 took 459 s for 64 px
+    late Potts grains on two CPU cores), and it is the right table when the label maps are sections of 3D grains.
+    Without ``growth_table`` (and ``volumes``) nothing is grown: the head predicts grain sizes and slopes, and
+    every structure grows by :data:`DEFAULT_GROWTH` (the 2D table's 36 growths take about a minute at 64 px on two
+    cores)."""
     check_model(model)
     if model.config["transform"] != "distance":
         raise InputError("the model was trained on micrographs, not on grain distance maps; use "
@@ -298,11 +303,15 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
                      table_3d)
 
 
-def growth_table_3d(areas: Sequence[float], window: int, seed: int = 0, device: str = "auto") -> np.ndarray:
-    """The R-n slope of the sections of 3D growths (:func:`grow_grains` of a ``window``-sided cube, measured by
-    :func:`window_rn_slope` on its :func:`_sections`) for each mean area of ``areas`` (rows) and growth factor of
-    :data:`GROWTHS` (columns): :attr:`GrainHead.table_slopes_3d`."""
-    return np.array([[window_rn_slope(grow_grains((window,) * 3, float(area), window, growth, seed, device), window)
+def growth_table_3d(areas: Sequence[float], window: int, seed: int = 0, device: str = "auto",
+                    seeds: int = TABLE_SEEDS_3D) -> np.ndarray:
+    """The R-n slope of the sections of 3D growths (:func:`grow_grains` of a ``window``-sided cube with seeds
+    ``seed`` ... ``seed + seeds - 1``, measured by :func:`window_rn_slope` on its :func:`_sections`, averaged over
+    the seeds) for each mean area of ``areas`` (rows) and growth factor of :data:`GROWTHS` (columns):
+    :attr:`GrainHead.table_slopes_3d`."""
+    seeds = check_int(seeds, "seeds", 1)
+    return np.array([[np.mean([window_rn_slope(grow_grains((window,) * 3, float(area), window, growth, seed + k,
+                                                           device), window) for k in range(seeds)])
                       for growth in GROWTHS] for area in areas])
 
 
