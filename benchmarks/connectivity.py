@@ -27,11 +27,13 @@ Data (not shipped; see ``../shared/data/MANIFEST.md``):
 * closed pores (:func:`section_blobs`): the small interior pore clusters of 2D sections, per size, in the rock,
   in the input sections and in their reconstructions: what one section says about the rock's closed pores;
 * the floor at the reference volume's own Archie exponent (:func:`own_exponent`), as for a user who has a 3D
-  volume of the rock, on the sections of the Archie comparison.
+  volume of the rock, on the sections of the Archie comparison;
+* 3D -> 3D (:func:`from_volume`): 64^3 from the whole Leopard volume and from the whole grain packs, with
+  descriptors only, with the floor at m = 2, and by default (the volume's own exponent).
 
     python benchmarks/connectivity.py [--data ../shared/data] [--sizes 64 128] [--slices 50 15]
-        [--skip leopard anode target zones sweep packs archie blobs own] [--zone-seeds 3] [--floor-gammas 3 2 1.5]
-        [--own-cases z=15 0.20]
+        [--skip leopard anode target zones sweep packs archie blobs own volume] [--zone-seeds 3]
+        [--floor-gammas 3 2 1.5] [--own-cases z=15 0.20]
 """
 from __future__ import annotations
 
@@ -364,6 +366,39 @@ def own_exponent(data: Path, cases: list[str] | None = None) -> list[dict]:
     return rows
 
 
+def from_volume(data: Path) -> list[dict]:
+    """A user who has a 3D scan: 64^3 from the whole reference volume (``match`` of the volume: per-axis targets),
+    with descriptors only, with the floor at Archie's m = 2, and by default (the volume's own exponent,
+    :func:`~napari_microfingerprint.core.reconstruction.own_exponents`); the Leopard and the three grain packs,
+    seed 0; the 32 metrics against 8 crops of the volume."""
+    cases = [("Leopard 100^3", _leopard(data))]
+    cases += [(f"grain pack {porosity:.2f} 128^3", _pack_and_section(porosity)[0]) for porosity in PACK_POROSITIES]
+    rows = []
+    for case, ref in cases:
+        for name, kwargs in (("descriptors only", {"connectivity": "off"}), ("floor m = 2", {"archie_exponent": 2.0}),
+                             ("default (own m)", {})):
+            start = time.perf_counter()
+            res = match(ref, (64, 64, 64), seed=0, **kwargs)
+            seconds = time.perf_counter() - start
+            rep = structure_report(res.labels, ref, n_windows=8, seed=0)
+            pore, out = rep.phases[1].values, rep.comparison
+            m = res.settings.get("archie_exponent")
+            rows.append({"case": f"{case} ({ref.mean():.3f})", "method": name,
+                         "pore m": "" if m is None else round(float(m[1] if isinstance(m, dict) else m), 3),
+                         "seconds": round(seconds, 1), "outside 2 sd": f"{int((~out.inside).sum())}/{len(out)}",
+                         "porosity": round(float((res.labels == 1).mean()), 3),
+                         "largest pore cluster": round(pore["largest_cluster_share"], 3),
+                         "pore tortuosity z/y/x": "/".join(_fmt(pore[f"tortuosity_{a}"]) for a in "zyx"),
+                         "crops' pore tortuosity": "/".join(f"{r.ref_mean:.2f}±{r.ref_sd:.2f}" for r in
+                                                            out.itertuples() if r.phase == 1
+                                                            and r.metric.startswith("tortuosity")),
+                         "s2 error z/y/x": "/".join(f"{res.errors[a]['s2']:.3f}" for a in "zyx"),
+                         "what is outside": ", ".join(f"{r.phase}:{r.metric}" for r in out.itertuples()
+                                                      if not r.inside)})
+            print(rows[-1], flush=True)
+    return rows
+
+
 #: Size bins (pixels) of :func:`section_blobs`: 1-2, 3-10, 11-30, 31-100 and at least 101.
 BLOB_BINS = (1, 3, 11, 31, 101, math.inf)
 
@@ -406,7 +441,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--slices", type=int, nargs="+", default=[50, 15, 20])
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["leopard", "anode", "target", "zones", "sweep", "packs", "archie", "blobs", "own"])
+                        choices=["leopard", "anode", "target", "zones", "sweep", "packs", "archie", "blobs", "own",
+                                 "volume"])
     parser.add_argument("--zone-seeds", type=int, default=3, help="seeds per section of the porous zone")
     parser.add_argument("--floor-gammas", type=float, nargs="+", default=[3.0],
                         help="conductivity exponents of the floor's soft diffusivity tried on the grain packs")
@@ -440,6 +476,8 @@ def main() -> None:
         write_report(section_blobs(args.data), "connectivity_section_blobs")
     if "own" not in args.skip:
         write_report(own_exponent(args.data, args.own_cases), "connectivity_own_exponent")
+    if "volume" not in args.skip:
+        write_report(from_volume(args.data), "connectivity_from_volume")
     print("load:", os.getloadavg())
 
 

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 import tifffile
 
-from napari_microfingerprint import DescriptorSet, characterize, descriptor_error, make_micrograph, make_two_phase
+from napari_microfingerprint import (
+    DescriptorSet,
+    archie_exponent,
+    characterize,
+    descriptor_error,
+    make_micrograph,
+    make_two_phase,
+)
 from napari_microfingerprint.cli import main
 from napari_microfingerprint.cli._commands import EXIT_INPUT, EXIT_NO_DISPLAY, EXIT_OK, build_parser
 from napari_microfingerprint.core.io import read_microstructure
@@ -74,6 +81,19 @@ def test_match_ensemble_serial_and_resume(slice_tif, tmp_path, capsys):
     assert main(args) == EXIT_OK  # a rerun finds every seed done
     assert [f.stat().st_mtime_ns for f in files] == stamps
     assert "3 of 3 volumes" in capsys.readouterr().err
+
+
+def test_match_of_a_volume_floors_a_3d_output_at_its_own_exponent(tmp_path, capsys):
+    vol = make_two_phase((24, 24, 24), 0.3, 2.5, seed=1)
+    np.save(tmp_path / "vol.npy", vol)
+    common = ["--limit-to", "4", "--max-iter", "20", "--device", "cpu"]
+    assert main(["-q", "match", str(tmp_path / "vol.npy"), *common, "-o", str(tmp_path / "v.npy")]) == EXIT_OK
+    assert f"own Archie exponent: phase 1 m = {archie_exponent(vol, 1):.2f}" in capsys.readouterr().err
+    # a 2D output has no floor, so no exponent is solved for it (this raised an error about the exponent)
+    assert main(["-q", "match", str(tmp_path / "vol.npy"), "--shape", "24", "24", *common,
+                 "-o", str(tmp_path / "s.npy")]) == EXIT_OK
+    assert "Archie exponent" not in capsys.readouterr().err
+    assert read_microstructure(tmp_path / "s.npy").data.shape == (24, 24)
 
 
 def test_smooth_merge_interpolate_convert(tmp_path):

@@ -4,8 +4,16 @@ import math
 import numpy as np
 import pytest
 
-from napari_microfingerprint import InputError, archie_exponent, make_two_phase, reference_exponents, tortuosity
+from napari_microfingerprint import (
+    InputError,
+    archie_exponent,
+    make_two_phase,
+    match,
+    reference_exponents,
+    tortuosity,
+)
 from napari_microfingerprint.core.connectivity import ARCHIE_EXPONENT, MAJORITY_EXPONENT, floor_exponents
+from napari_microfingerprint.core.reconstruction import own_exponents
 
 
 def test_straight_channels_have_exponent_one():
@@ -23,6 +31,27 @@ def test_exponent_follows_archies_law_from_the_tortuosity():
     assert eps ** m == pytest.approx(eps / math.exp(np.mean(np.log(taus))), rel=1e-9)
     assert m > 1.0
     assert reference_exponents(vol) == {1: pytest.approx(m)}
+    assert reference_exponents(vol, skip=[1]) == {}
+
+
+def test_a_structure_gives_its_own_exponent_only_where_a_floor_acts():
+    """``match`` of a 3D structure floors a 3D output at the structure's own exponent; not a 2D output (which has
+    no floor), not with the floor off or an exponent given, and not a phase whose tortuosity is prescribed on
+    every axis (no floor acts on it, so it is not solved for)."""
+    vol = make_two_phase((24, 24, 24), 0.3, 2.5, seed=1)
+    m = archie_exponent(vol, 1)
+    assert own_exponents(vol, (16, 16, 16), {}) == {1: pytest.approx(m)}
+    assert own_exponents(vol, (16, 16), {}) is None
+    assert own_exponents(vol[0], (16, 16, 16), {}) is None
+    assert own_exponents(vol, (16, 16, 16), {"connectivity": "off"}) is None
+    assert own_exponents(vol, (16, 16, 16), {"archie_exponent": 2.2}) == 2.2
+    assert own_exponents(vol, (16, 16, 16), {"tortuosity": {1: 3.0}}) is None
+
+
+def test_a_volume_matched_into_a_2d_structure_is_not_given_a_floor():
+    vol = make_two_phase((16, 16, 16), 0.3, 2.0, seed=1)
+    res = match(vol, (16, 16), limit_to=4, max_iter=20)  # raised "archie_exponent sets the connectivity floor of 3D ..."
+    assert res.labels.shape == (16, 16) and res.settings["archie_exponent"] is None
 
 
 def test_exponent_needs_a_connected_3d_phase():

@@ -27,8 +27,8 @@ from ..core.reconstruction import (
     ReconstructionProgress,
     ReconstructionResult,
     lost_phases_message,
+    own_exponents,
     reconstruct_iter,
-    reference_exponents,
     reference_tortuosity,
 )
 from ..core.validation import InputError, check_labels
@@ -284,7 +284,7 @@ class ReconstructionWidget(QWidget):
                 settings["tortuosity"] = tortuosity
             if own_exponent:  # the floor asks for at least the source volume's own conduction
                 yield Progress(0, 1, "Archie exponent of the source volume")
-                settings["archie_exponent"] = reference_exponents(reference) or None
+                settings["archie_exponent"] = own_exponents(reference, shape, settings)
             results = []
             for k, (target, run_seed) in enumerate(runs):
                 if cancel.is_set():

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.descriptors.registry import available_descriptors
 from ..core.descriptors.sets import DEFAULT_WEIGHTS, MAX_PHASES, DescriptorSet, characterize, interpolate, merge
-from ..core.reconstruction import OPTIMIZERS, reconstruct_iter, reference_exponents, reference_tortuosity
+from ..core.reconstruction import OPTIMIZERS, own_exponents, reconstruct_iter, reference_tortuosity
 from ..core.validation import InputError
 from ._files import add_raw_options, as_phases, descriptor_base, read_array, write_structure
 from ._terminal import Reporter
@@ -198,10 +198,11 @@ def cmd_match(args: argparse.Namespace, rep: Reporter) -> int:
     phases = as_phases(data, args.input, rep)
     shape = _shape(args, phases.shape)
     tau = _tortuosity(args.tortuosity, phases if phases.ndim == 3 else None)
-    if phases.ndim == 3 and args.archie_exponent is None and args.connectivity == "auto":
-        args.archie_exponent = reference_exponents(phases) or None
-        if args.archie_exponent:
-            rep.info("connectivity floor at the input's own Archie exponent: " + ", ".join(
+    own = args.archie_exponent is None
+    args.archie_exponent = own_exponents(phases, shape, {"archie_exponent": args.archie_exponent, "tortuosity": tau,
+                                                         "connectivity": args.connectivity})
+    if own and args.archie_exponent:
+        rep.info("connectivity floor at the input's own Archie exponent: " + ", ".join(
                 f"phase {p} m = {m:.2f}" for p, m in args.archie_exponent.items()))
     target = characterize(phases, descriptors=args.descriptors, limit_to=args.limit_to,
                           levels=0 if args.no_multigrid else args.levels)

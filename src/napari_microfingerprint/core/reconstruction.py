@@ -730,16 +730,19 @@ def reference_tortuosity(structure) -> dict[int, list[float]]:
     return out
 
 
-def reference_exponents(structure) -> dict[int, float]:
+def reference_exponents(structure, skip: Sequence[int] = ()) -> dict[int, float]:
     """The Archie exponents of a 3D phase map's network phases (:func:`.connectivity.archie_exponent`), for the
     ``archie_exponent`` setting: a reconstruction from it then conducts at least as well as the structure itself
-    does. A network phase that connects no two opposite faces keeps the default floor."""
+    does. A network phase that connects no two opposite faces keeps the default floor. The phases in ``skip``
+    (those with a tortuosity target on every axis, which no floor acts on) are not solved for."""
     lab = phase_map(structure)[0]
     if lab.ndim != 3:
         raise InputError(f"reference_exponents needs a 3D structure, got {lab.ndim}D: 2D tortuosities do not "
                          "carry over to 3D.")
     out = {}
     for phase in network_phases(np.bincount(lab.ravel()) / lab.size, lab.ndim):
+        if phase in skip:
+            continue
         try:
             out[phase] = min(archie_exponent(lab, phase), MAX_EXPONENT)
         except InputError:
@@ -747,20 +750,31 @@ def reference_exponents(structure) -> dict[int, float]:
     return out
 
 
+def own_exponents(structure, shape: Sequence[int], settings: Mapping) -> dict[int, float] | None:
+    """The ``archie_exponent`` setting that :func:`match` (and the CLI's ``match``) give a reconstruction of
+    ``shape`` from ``structure`` with these other ``settings``: the structure's own exponents
+    (:func:`reference_exponents`) when it and the output are 3D, the connectivity floor is on and no exponent is
+    given; else what ``settings`` hold. Phases with tortuosity targets are not solved for."""
+    given = settings.get("archie_exponent")
+    lab = phase_map(structure)[0]
+    if given is not None or lab.ndim != 3 or len(shape) != 3 or settings.get("connectivity", "auto") != "auto":
+        return given
+    return reference_exponents(lab, skip=list(tortuosity_targets(settings.get("tortuosity"), 3))) or None
+
+
 def match(structure, shape: Sequence[int] | None = None, descriptors: Sequence[str] = tuple(DEFAULT_WEIGHTS),
           limit_to: int = 8, **kwargs) -> ReconstructionResult:
     """Characterise ``structure`` and reconstruct a structure of ``shape`` (default: the same shape) from it
     (paper 004 ``match``). ``tortuosity="reference"`` asks for the tortuosity of the structure itself (3D
     only, :func:`reference_tortuosity`). The connectivity floor of a 3D structure's network phases uses their
-    own Archie exponent (:func:`reference_exponents`) unless ``archie_exponent`` is given."""
+    own Archie exponent in a 3D output (:func:`own_exponents`) unless ``archie_exponent`` is given."""
+    lab = phase_map(structure)[0]
     if isinstance(kwargs.get("tortuosity"), str):
         if kwargs["tortuosity"] != "reference":
             raise InputError(f"tortuosity {kwargs['tortuosity']!r} is unknown; give numbers or 'reference'.")
-        kwargs["tortuosity"] = reference_tortuosity(phase_map(structure)[0])
-    lab = phase_map(structure)[0]
-    if lab.ndim == 3 and kwargs.get("archie_exponent") is None and kwargs.get("connectivity", "auto") == "auto":
-        kwargs["archie_exponent"] = reference_exponents(lab) or None
+        kwargs["tortuosity"] = reference_tortuosity(lab)
     shape = lab.shape if shape is None else check_shape(shape)
+    kwargs["archie_exponent"] = own_exponents(lab, shape, kwargs)
     levels = 2 if kwargs.get("multigrid", True) else 0
     target = characterize(lab, descriptors=descriptors, limit_to=limit_to, levels=levels)
     return reconstruct(target, shape, **kwargs)
