@@ -73,9 +73,10 @@ TABLE_SEEDS_3D = 2
 #: an sd of 0.05-0.08. With 16 sections per entry (sd about 0.025, adjacent entries 0.03-0.04 apart where they
 #: should rise), a tolerance of 0.1 let every volume take the default growth, and 0.06 still 1.6-2.5 where
 #: 1-1.01 fitted (early stage). One growth measured on 48 sections (16 along each axis, 4 px apart at 64 px) has
-#: an sd of about 0.015; an entry averages :data:`TABLE_SEEDS_3D` growths (about 0.011), so the difference of
-#: two entries has an sd of about 0.015, and the tolerance is twice that. With one growth per entry and 0.04,
-#: factor 1.6 (0.71 at 36 px) could not be told from 1-1.01 (0.67) on early-stage sections.
+#: an sd of 0.009-0.013 (two seeds' differences over the 18 entries of early and of late 3D Potts sections); an
+#: entry averages :data:`TABLE_SEEDS_3D` growths, so the difference of two entries has an sd of 0.009-0.013, and
+#: the tolerance is 2.3-3.3 times that. With one growth per entry (and 0.04), factor 1.6 (0.71 at 36 px) came
+#: within reach of 1-1.01 (0.67) on early-stage sections; two growths put it at 0.72, with 1.25-4.
 SLOPE_TOLERANCE_3D = 0.03
 #: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
 #: of one window, the Potts structures of paper 000's stages have windows with 26-51 % too large mean areas (a
