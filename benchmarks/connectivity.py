@@ -383,8 +383,9 @@ def from_volume(data: Path) -> list[dict]:
             rep = structure_report(res.labels, ref, n_windows=8, seed=0)
             pore, out = rep.phases[1].values, rep.comparison
             m = res.settings.get("archie_exponent")
+            m = m.get(1, math.nan) if isinstance(m, dict) else m
             rows.append({"case": f"{case} ({ref.mean():.3f})", "method": name,
-                         "pore m": "" if m is None else round(float(m[1] if isinstance(m, dict) else m), 3),
+                         "pore m": "" if m is None else round(float(m), 3),
                          "seconds": round(seconds, 1), "outside 2 sd": f"{int((~out.inside).sum())}/{len(out)}",
                          "porosity": round(float((res.labels == 1).mean()), 3),
                          "largest pore cluster": round(pore["largest_cluster_share"], 3),

@@ -174,15 +174,16 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     start = time.perf_counter()
     head = m.fit_grain_head(model, train, device="cpu", growth_table="2d" in tables)
     per_seed = np.array([growth_table_3d(head.table_areas, model.config["patch_size"], seed=s, device="cpu", seeds=1)
-                         for s in range(TABLE_SEEDS_3D)])
-    head = dataclasses.replace(head, table_slopes_3d=per_seed.mean(axis=0))
+                         for s in range(TABLE_SEEDS_3D if "3d" in tables else 0)])
+    head = dataclasses.replace(head, table_slopes_3d=per_seed.mean(axis=0) if len(per_seed) else None)
     fit = time.perf_counter() - start
     z = np.concatenate([m.encode(model, t).reshape(-1, dim) for t in train])
     walk = m.sample_latent(model, z, n=volumes, seed=0, labels=True)
     areas, slopes = head.predict(walk.z)
     table = " / ".join(f"{a:.0f} px: " + ", ".join(f"{v:.3f}" for v in row)
-                       for a, row in zip(head.table_areas, head.table_slopes_3d))
-    noise = np.std(per_seed[0] - per_seed[1], ddof=1) / np.sqrt(2) if len(per_seed) == 2 else float("nan")
+                       for a, row in zip(head.table_areas, per_seed.mean(axis=0))) if len(per_seed) else "not built"
+    # one growth's noise from the first two seeds: the sd of their entries' differences over sqrt(2)
+    noise = np.std(per_seed[0] - per_seed[1], ddof=1) / np.sqrt(2) if len(per_seed) >= 2 else float("nan")
     rows = [f"| {stage} | 64 held-out sections ({_spread(real)}); head fitted on 64 training sections in {fit:.0f} s "
             f"(volumes made in {made:.0f} s); predicted for the {volumes} samples: area {areas.mean():.1f}, slope "
             f"{slopes.mean():.2f}; 3D table of {len(per_seed)} growths per entry (factors "

@@ -8,8 +8,12 @@ from napari_microfingerprint._widgets.segmentation import SegmentationWidget
 PLUGIN = "napari-microfingerprint"
 
 
-def _wait_for_layers(qtbot, viewer, n, timeout=60_000):
-    qtbot.waitUntil(lambda: len(viewer.layers) >= n, timeout=timeout)
+def _wait_for_layers(qtbot, viewer, n, widget=None, timeout=60_000):
+    """Until the viewer holds ``n`` layers and, given the ``widget``, its run has ended: the result is written
+    when the worker returns, and the widget takes another run only after the worker has finished (a second run
+    started in between was refused as "still running", which once made the CI time out here)."""
+    qtbot.waitUntil(lambda: len(viewer.layers) >= n and (widget is None or widget.progress.worker is None),
+                    timeout=timeout)
 
 
 def test_dock_widget_segments_a_sample_end_to_end(make_napari_viewer, qtbot, tmp_path, messages):
@@ -22,7 +26,7 @@ def test_dock_widget_segments_a_sample_end_to_end(make_napari_viewer, qtbot, tmp
 
     widget.phase_input.value = image
     widget.run_phases()
-    _wait_for_layers(qtbot, viewer, 2)
+    _wait_for_layers(qtbot, viewer, 2, widget)
     phases = viewer.layers[-1]
     assert phases.name.startswith(image.name) and "phases" in phases.name
     assert set(np.unique(phases.data)) == {0, 1}

@@ -203,7 +203,7 @@ def cmd_match(args: argparse.Namespace, rep: Reporter) -> int:
                                                          "connectivity": args.connectivity})
     if own and args.archie_exponent:
         rep.info("connectivity floor at the input's own Archie exponent: " + ", ".join(
-                f"phase {p} m = {m:.2f}" for p, m in args.archie_exponent.items()))
+            f"phase {p} m = {m:.2f}" for p, m in args.archie_exponent.items()))
     target = characterize(phases, descriptors=args.descriptors, limit_to=args.limit_to,
                           levels=0 if args.no_multigrid else args.levels)
     rep.info(f"characterised {args.input} {'x'.join(map(str, phases.shape))}: {target.n_phases} phases")

@@ -259,8 +259,9 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     10th, 50th and 90th percentile of the windows' mean areas (2D growths of :data:`BOX_WINDOWS` windows a side,
     :data:`TABLE_SEEDS` per entry). With ``volumes`` also the slope of the sections of 3D growths, one patch a
     side, :data:`TABLE_SEEDS_3D` growths per entry measured on their :func:`_sections` (48 at 64 px):
-    :meth:`GrainHead.growth_for` uses that table for volumes. It is slow (36 3D growths; 18 took 459 s for 64 px
-    late Potts grains on two CPU cores), and it is the right table when the label maps are sections of 3D grains.
+    :meth:`GrainHead.growth_for` uses that table for volumes. It is slow (its 36 3D growths took 542 s and 731 s
+    for 64 px early and late Potts grains on two CPU cores), and it is the right table when the label maps are
+    sections of 3D grains.
     Without ``growth_table`` (and ``volumes``) nothing is grown: the head predicts grain sizes and slopes, and
     every structure grows by :data:`DEFAULT_GROWTH` (the 2D table's 36 growths take about a minute at 64 px on two
     cores)."""

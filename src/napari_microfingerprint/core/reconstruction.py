@@ -103,8 +103,8 @@ class ReconstructionSettings:
     #: Cementation exponent ``m`` of the connectivity floor ``D_eff / D_0 >= eps^m`` (3D, ``connectivity="auto"``):
     #: a number for the network phases below half of the volume, or ``{phase: m}``: the phase conducts at least as
     #: well (a tortuosity of at most ``eps^(1 - m)``; the optimiser usually steps past it). None: Archie's 2 (3 for
-    #: a phase above half of the volume); :func:`match` of a 3D structure measures it there
-    #: (:func:`.connectivity.archie_exponent`).
+    #: a phase above half of the volume); :func:`match` of a 3D structure into a 3D output measures it there for
+    #: the phases without a tortuosity target (:func:`own_exponents`).
     archie_exponent: float | Mapping[int, float] | None = None
     transport_weight: float = 1.0
     #: CPU threads for torch: None watches the machine and uses the cores other work leaves free
@@ -750,11 +750,12 @@ def reference_exponents(structure, skip: Sequence[int] = ()) -> dict[int, float]
     return out
 
 
-def own_exponents(structure, shape: Sequence[int], settings: Mapping) -> dict[int, float] | None:
+def own_exponents(structure, shape: Sequence[int], settings: Mapping) -> float | Mapping[int, float] | None:
     """The ``archie_exponent`` setting that :func:`match` (and the CLI's ``match``) give a reconstruction of
     ``shape`` from ``structure`` with these other ``settings``: the structure's own exponents
     (:func:`reference_exponents`) when it and the output are 3D, the connectivity floor is on and no exponent is
-    given; else what ``settings`` hold. Phases with tortuosity targets are not solved for."""
+    given; else what ``settings`` hold. Phases with tortuosity targets (numbers, as :func:`tortuosity_targets` reads
+    them) are not solved for."""
     given = settings.get("archie_exponent")
     lab = phase_map(structure)[0]
     if given is not None or lab.ndim != 3 or len(shape) != 3 or settings.get("connectivity", "auto") != "auto":
