@@ -20,14 +20,15 @@ stage, 16 sections each, every section relabelled by its connected pieces as a m
 shows them), with and without its table of 3D growths (``fit_grain_head(..., volumes=True)``); ``--volumes``
 sampled fingerprints as 64^3 volumes, their 16 sections each judged against the 64 sections of four held-out
 3D volumes (seeds 200-203), and all their sections judged as one set; the same for eight other real volumes
-(seeds 300-307), the measure's own noise. ``--tables 3d`` judges only the volumes of the 3D table.
+(seeds 300-307), the measure's own noise. ``--tables 3d`` judges only the volumes of the 3D table;
+``--train-volumes`` sets how many volumes the head learns from (4).
 
 With ``--section-sizes``, instead: 3D growths to the mean section area of two held-out volumes, judged on 16
 relabelled sections, per growth factor (1, 1.01, 2.5; seeds 0-2): how far a volume lands from its target.
 
     python benchmarks/grain_bridge.py [--stages early intermediate late] [--volumes 8] [--walks 3]
-                                      [--reference-maps 4] [--potts-3d] [--sections-3d [--tables 2d 3d]]
-                                      [--section-sizes]
+                                      [--reference-maps 4] [--potts-3d] [--section-sizes]
+                                      [--sections-3d [--tables 2d 3d] [--train-volumes 4]]
 """
 from __future__ import annotations
 
@@ -159,14 +160,16 @@ def _relabelled_sections(volume: np.ndarray) -> list[np.ndarray]:
     return [label(x, background=-1, connectivity=1) for x in _sections(volume)]
 
 
-def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = ("2d", "3d")) -> list[str]:
+def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = ("2d", "3d"),
+                     train_volumes: int = 4) -> list[str]:
     """The head fitted on sections of 3D Potts volumes of ``stage``, with its 2D and (or) its 3D growth table: the
     sections of ``volumes`` 64^3 volumes from sampled fingerprints against the sections of held-out volumes. The 3D
     table is :func:`growth_table_3d` as ``fit_grain_head(..., volumes=True)`` makes it, one seed at a time so that
-    the seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` allows for) is shown."""
+    the seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` allows for) is shown. The head
+    learns from the sections of ``train_volumes`` volumes (seeds 0, 1, ...)."""
     dim = model.config["latent_dim"]
     start = time.perf_counter()
-    train = [x for s in range(4) for x in _relabelled_sections(
+    train = [x for s in range(train_volumes) for x in _relabelled_sections(
         m.make_grain_structure((64, 64, 64), stage=stage, seed=s, device="cpu"))]
     real = [x for s in REFERENCE_SEEDS for x in _relabelled_sections(
         m.make_grain_structure((64, 64, 64), stage=stage, seed=s, device="cpu"))]
@@ -184,7 +187,8 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
                        for a, row in zip(head.table_areas, per_seed.mean(axis=0))) if len(per_seed) else "not built"
     # one growth's noise from the first two seeds: the sd of their entries' differences over sqrt(2)
     noise = np.std(per_seed[0] - per_seed[1], ddof=1) / np.sqrt(2) if len(per_seed) >= 2 else float("nan")
-    rows = [f"| {stage} | 64 held-out sections ({_spread(real)}); head fitted on 64 training sections in {fit:.0f} s "
+    rows = [f"| {stage} | 64 held-out sections ({_spread(real)}); head fitted on {len(train)} training sections "
+            f"(area {np.mean([grain_statistics(t)[1]['mean_area'] for t in train]):.1f}) in {fit:.0f} s "
             f"(volumes made in {made:.0f} s); predicted for the {volumes} samples: area {areas.mean():.1f}, slope "
             f"{slopes.mean():.2f}; 3D table of {len(per_seed)} growths per entry (factors "
             f"{', '.join(f'{g:g}' for g in GROWTHS)}): {table}; sd of one growth's entry (from the seeds' "
@@ -247,6 +251,8 @@ def main() -> None:
                         help="only the head fitted on sections of 3D Potts volumes, with its 2D and 3D growth table")
     parser.add_argument("--tables", nargs="+", choices=("2d", "3d"), default=["2d", "3d"],
                         help="with --sections-3d: the growth tables whose volumes are made and judged")
+    parser.add_argument("--train-volumes", type=int, default=4,
+                        help="with --sections-3d: 64^3 volumes whose sections the head learns from")
     parser.add_argument("--section-sizes", action="store_true",
                         help="only how far 3D growths land from the held-out sections' mean area, per growth factor")
     args = parser.parse_args()
@@ -270,7 +276,7 @@ def main() -> None:
         print("| stage | volumes from sampled fingerprints | seconds | sections inside the real 2 sd: grain count / "
               "mean area / R-n slope (%) | passes |\n|---|---|---:|---|---|")
         for stage in args.stages:
-            for line in sections_3d_rows(model, stage, args.volumes, tuple(args.tables)):
+            for line in sections_3d_rows(model, stage, args.volumes, tuple(args.tables), args.train_volumes):
                 print(line, flush=True)
         return
     print("| stage | generated | seconds | inside the real 2 sd: grain count / mean area / R-n slope (%) | passes |")
