@@ -180,6 +180,7 @@ CASES = [
     ("archie_exponent", {"structure": PHASES}, r"3D"),
     ("archie_exponent", {"structure": np.zeros((8, 8, 8), np.uint8), "phase": 1}, r"fills 0%"),
     ("reference_exponents", {"structure": PHASES}, r"3D"),
+    ("reference_exponents", {"structure": VOLUME, "skip": 1}, r"phase numbers"),
 ]
 
 

@@ -739,6 +739,10 @@ def reference_exponents(structure, skip: Sequence[int] = ()) -> dict[int, float]
     if lab.ndim != 3:
         raise InputError(f"reference_exponents needs a 3D structure, got {lab.ndim}D: 2D tortuosities do not "
                          "carry over to 3D.")
+    try:
+        skip = {int(p) for p in skip}
+    except (TypeError, ValueError) as err:
+        raise InputError(f"skip={skip!r} must list phase numbers, e.g. [1].") from err
     out = {}
     for phase in network_phases(np.bincount(lab.ravel()) / lab.size, lab.ndim):
         if phase in skip:
