@@ -30,9 +30,12 @@ Data (not shipped; see ``../shared/data/MANIFEST.md``):
   volume of the rock, on the sections of the Archie comparison;
 * 3D -> 3D (:func:`from_volume`): 64^3 from the whole Leopard volume and from the whole grain packs, with
   descriptors only, with the floor at m = 2, and by default (the volume's own exponent).
+* two more real rocks, 2D only (:func:`rocks_2d`): MCRpy's sandstone (fine pores) and carbonate, 64^3 from the
+  whole image; the sections against windows of the image, before and after the floors of fine phases went to full
+  resolution.
 
     python benchmarks/connectivity.py [--data ../shared/data] [--sizes 64 128] [--slices 50 15]
-        [--skip leopard anode target zones sweep packs archie blobs own volume] [--zone-seeds 3]
+        [--skip leopard anode target zones sweep packs archie blobs own volume rocks] [--zone-seeds 3]
         [--floor-gammas 3 2 1.5] [--own-cases z=15 0.20]
 """
 from __future__ import annotations
@@ -400,6 +403,50 @@ def from_volume(data: Path) -> list[dict]:
     return rows
 
 
+#: MCRpy's real low-porosity rocks (Li et al. 2018; 256^2, 1 = pore): (name, file under ``mcrpy/``).
+ROCKS_2D = (("sandstone", "sandstone_resized.npy"), ("carbonate", "carbonate_resized.npy"))
+
+
+def rocks_2d(data: Path, seeds: int = 2) -> list[dict]:
+    """Two more real rocks, 2D only (MCRpy's sandstone, porosity 0.197 with pores 2.4 px across, and carbonate,
+    0.139): 64^3 from the whole 256^2 image with descriptors only, with the floors judged on the field pooled by
+    2 whatever the phase's chords (the rule before ``TransportTerm.POOL_MIN_CHORD``), and by default; the 2D
+    metrics of the volume's sections against 8 windows of the image, the pore's 3D percolation and tortuosity
+    (no 3D reference), and the S2 and variation errors."""
+    from napari_microfingerprint.core.transport import TransportTerm
+
+    rule = TransportTerm.POOL_MIN_CHORD
+    rows = []
+    for name, file in ROCKS_2D:
+        image = np.load(data / "mcrpy" / file).astype(np.uint8)
+        for seed in range(seeds):
+            for method, conn, min_chord in (("descriptors only", "off", rule), ("floors pooled (before)", "auto", 0.0),
+                                            ("default", "auto", rule)):
+                TransportTerm.POOL_MIN_CHORD = min_chord
+                try:
+                    start = time.perf_counter()
+                    res = match(image, (64, 64, 64), connectivity=conn, seed=seed)
+                    seconds = time.perf_counter() - start
+                finally:
+                    TransportTerm.POOL_MIN_CHORD = rule
+                rep = structure_report(res.labels, image, n_windows=8, seed=0)
+                pore, out = rep.phases[1].values, rep.comparison
+                errors = res.errors["z"]
+                rows.append({"case": f"{name} ({image.mean():.3f})", "seed": seed, "method": method,
+                             "seconds": round(seconds, 1),
+                             "outside 2 sd (2D)": f"{int((~out.inside).sum())}/{len(out)}",
+                             "porosity": round(float((res.labels == 1).mean()), 3),
+                             "largest pore cluster": round(pore["largest_cluster_share"], 3),
+                             "pore axes": int(pore["percolating_axes"]),
+                             "pore tortuosity z/y/x": "/".join(_fmt(pore[f"tortuosity_{a}"]) for a in "zyx"),
+                             "s2 / variation error": f"{errors['s2']:.3f} / {errors['variation']:.3f}",
+                             "what is outside": ", ".join(
+                                 f"{r.phase}:{r.metric.replace(' (2D sections)', '')} {r.value:.3g} "
+                                 f"({r.ref_mean:.3g} ± {r.ref_sd:.2g})" for r in out.itertuples() if not r.inside)})
+                print(rows[-1], flush=True)
+    return rows
+
+
 #: Size bins (pixels) of :func:`section_blobs`: 1-2, 3-10, 11-30, 31-100 and at least 101.
 BLOB_BINS = (1, 3, 11, 31, 101, math.inf)
 
@@ -443,7 +490,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, nargs="+", default=[50, 15, 20])
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["leopard", "anode", "target", "zones", "sweep", "packs", "archie", "blobs", "own",
-                                 "volume"])
+                                 "volume", "rocks"])
     parser.add_argument("--zone-seeds", type=int, default=3, help="seeds per section of the porous zone")
     parser.add_argument("--floor-gammas", type=float, nargs="+", default=[3.0],
                         help="conductivity exponents of the floor's soft diffusivity tried on the grain packs")
@@ -479,6 +526,8 @@ def main() -> None:
         write_report(own_exponent(args.data, args.own_cases), "connectivity_own_exponent")
     if "volume" not in args.skip:
         write_report(from_volume(args.data), "connectivity_from_volume")
+    if "rocks" not in args.skip:
+        write_report(rocks_2d(args.data), "connectivity_rocks_2d")
     print("load:", os.getloadavg())
 
 

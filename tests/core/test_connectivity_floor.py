@@ -3,17 +3,25 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from napari_microfingerprint import (
     InputError,
     archie_exponent,
+    characterize,
     make_two_phase,
     match,
     reference_exponents,
     tortuosity,
 )
 from napari_microfingerprint.core.connectivity import ARCHIE_EXPONENT, MAJORITY_EXPONENT, floor_exponents
-from napari_microfingerprint.core.reconstruction import own_exponents
+from napari_microfingerprint.core.reconstruction import (
+    ReconstructionSettings,
+    _transport_term,
+    own_exponents,
+    target_chords,
+)
+from napari_microfingerprint.core.transport import SoftDiffusivity, TransportTerm
 
 
 def test_straight_channels_have_exponent_one():
@@ -80,3 +88,47 @@ def test_the_setting_sets_the_floors():
         floor_exponents(fractions, 3, {2: 2.0})
     with pytest.raises(InputError, match="name the phase"):
         floor_exponents([0.95, 0.05], 3, 2.0)  # no network phase below half of the volume
+
+
+def _mean_run_length(mask: np.ndarray) -> float:
+    """Brute force: the phase's pixels over its runs (chords), counted row by row along both axes, periodic."""
+    runs = 0
+    for line in list(mask) + list(mask.T):
+        runs += sum(1 for i in range(len(line)) if line[i] and not line[(i + 1) % len(line)])
+    return 2.0 * float(mask.sum()) / runs
+
+
+def test_target_chords_are_the_mean_run_lengths():
+    two = make_two_phase((48, 48), 0.3, 2.0, seed=3)
+    field = make_two_phase((48, 48), 0.5, 3.0, seed=4).astype(np.uint8)
+    three = (two + 2 * (field & (two == 0))).astype(np.uint8)  # phases 0, 1 and 2
+    for image in (two, three):
+        want = {p: _mean_run_length(image == p) for p in range(int(image.max()) + 1)}
+        for descriptors in (("volume_fractions", "s2", "variation"), ("volume_fractions", "variation")):
+            got = target_chords(characterize(image, descriptors=descriptors))
+            assert got.keys() == want.keys()
+            for p in want:
+                assert got[p] == pytest.approx(want[p], rel=1e-9)
+    assert target_chords(characterize(two, descriptors=("volume_fractions",))) == {}
+
+
+def test_floors_of_fine_phases_are_judged_at_full_resolution():
+    gen = torch.Generator().manual_seed(2)
+    ind = torch.softmax(torch.randn((2, 40, 40, 40), generator=gen, dtype=torch.float64), dim=0)
+    fine = TransportTerm({}, {(1, 0): 2.0}, chords={0: 9.0, 1: 2.4})
+    coarse = TransportTerm({}, {(1, 0): 2.0}, chords={0: 9.0, 1: 6.0})
+    assert not fine.pool_floors and coarse.pool_floors and TransportTerm({}, {(1, 0): 2.0}).pool_floors
+    # the fine phase's floor is the Huber gap of its full-resolution diffusivity
+    (d,) = SoftDiffusivity()(ind[1], [0])
+    gap = abs(min(0.0, math.log(float(d)) - 2.0 * math.log(float(ind[1].mean()))))
+    assert float(fine.loss(ind)) == pytest.approx(gap * gap if gap <= 1 else 2 * gap - 1, rel=1e-6)
+    assert float(coarse.loss(ind)) != pytest.approx(float(fine.loss(ind)), rel=1e-3)
+
+
+def test_a_reconstruction_judges_the_floor_of_fine_pores_at_full_resolution():
+    settings = ReconstructionSettings()
+    fine = characterize(make_two_phase((96, 96), 0.2, 1.0, seed=0))  # pore chord about 2.7 voxels
+    coarse = characterize(make_two_phase((96, 96), 0.2, 3.0, seed=0))  # about 7.4
+    assert target_chords(fine)[1] < TransportTerm.POOL_MIN_CHORD < target_chords(coarse)[1]
+    assert not _transport_term(fine, 3, settings).pool_floors
+    assert _transport_term(coarse, 3, settings).pool_floors

@@ -43,6 +43,7 @@ from .connectivity import (
     floor_exponents,
     network_phases,
 )
+from .descriptors.correlations import half_plane_offsets
 from .descriptors.morphology import chord_lengths_for
 from .descriptors.registry import get_descriptor
 from .descriptors.sets import (
@@ -321,7 +322,7 @@ def _transport_term(target: DescriptorSet, ndim: int, s: ReconstructionSettings)
                   for d in range(ndim) if (p, d) not in targets}
     if not floors and not targets:
         return None
-    return TransportTerm(targets, floors, s.transport_weight)
+    return TransportTerm(targets, floors, s.transport_weight, chords=target_chords(target))
 
 
 def _bridge(theta: torch.Tensor, phases: list[int], beta: float) -> torch.Tensor:
@@ -359,6 +360,32 @@ def _initial_logits(shape: tuple[int, ...], n_phases: int, fractions: np.ndarray
     noise = torch.randn((n_phases, *shape), generator=gen, dtype=torch.float64) * 0.1
     prior = torch.log(torch.as_tensor(np.clip(fractions, 1e-3, 1.0), dtype=torch.float64))
     return (noise + prior.view(-1, *([1] * len(shape)))).to(device=device, dtype=dtype)
+
+
+def target_chords(target: DescriptorSet) -> dict[int, float]:
+    """Mean chord length of each phase along the slices' axes, in voxels, as the target implies it: a phase's
+    chords end where a step leaves it, ``phi_p - S2_p(e)`` per voxel for a unit step ``e`` (Torquato,
+    *Random Heterogeneous Materials*, 2002, section 2.2: the slope of S2 at the origin), so its mean chord is
+    ``2 phi_p / sum_e (phi_p - S2_p(e))`` over the two in-plane axes, averaged over the target's axes. Without
+    S2, from the variation (``V_p = 2 sum_e (phi_p - S2_p(e))``, :func:`.descriptors.morphology.total_variation`):
+    ``4 phi_p / V_p``. ``{}`` when the target has neither."""
+    fractions, p = _fractions(target), target.n_phases
+    exits = []
+    for values in target.values.values():
+        if "s2" in values and target.limit_to >= 1:
+            offsets = half_plane_offsets(target.limit_to)
+            per = np.asarray(values["s2"], dtype=float).reshape(1 if p == 2 else p, -1)
+            per_phase = (per[:, 0:1] - per[:, [offsets.index((0, 1)), offsets.index((1, 0))]]).sum(axis=1)
+        elif "variation" in values:
+            per_phase = np.asarray(values["variation"], dtype=float).reshape(1 if p == 2 else p) / 2.0
+        else:
+            continue
+        # a two-phase set holds phase 1 only; both phases share the boundary, so their chords end equally often
+        exits.append(np.repeat(per_phase, 2) if p == 2 else per_phase)
+    if not exits:
+        return {}
+    per_phase = np.mean(exits, axis=0)
+    return {q: 2.0 * float(fractions[q]) / max(float(per_phase[q]), 1e-12) for q in range(p)}
 
 
 def _fractions(target: DescriptorSet) -> np.ndarray:

