@@ -21,14 +21,17 @@ shows them), with and without its table of 3D growths (``fit_grain_head(..., vol
 sampled fingerprints as 64^3 volumes, their 16 sections each judged against the 64 sections of four held-out
 3D volumes (seeds 200-203), and all their sections judged as one set; the same for eight other real volumes
 (seeds 300-307), the measure's own noise. ``--tables 3d`` judges only the volumes of the 3D table;
-``--train-volumes`` sets how many volumes the head learns from (4).
+``--train-volumes`` sets how many volumes the head learns from (4), ``--reference-volumes`` how many held-out
+volumes make the reference (4; with more, the first four judge too), ``--walks-3d`` how many sets of sampled
+fingerprints are grown (1).
 
 With ``--section-sizes``, instead: 3D growths to the mean section area of two held-out volumes, judged on 16
 relabelled sections, per growth factor (1, 1.01, 2.5; seeds 0-2): how far a volume lands from its target.
 
     python benchmarks/grain_bridge.py [--stages early intermediate late] [--volumes 8] [--walks 3]
                                       [--reference-maps 4] [--potts-3d] [--section-sizes]
-                                      [--sections-3d [--tables 2d 3d] [--train-volumes 4]]
+                                      [--sections-3d [--tables 2d 3d] [--train-volumes 4]
+                                       [--reference-volumes 4] [--walks-3d 1]]
 """
 from __future__ import annotations
 
@@ -160,19 +163,36 @@ def _relabelled_sections(volume: np.ndarray) -> list[np.ndarray]:
     return [label(x, background=-1, connectivity=1) for x in _sections(volume)]
 
 
+def _verdicts(sets: list[list[np.ndarray]], references: dict[str, list[np.ndarray]]) -> str:
+    """Each reference's judgement of ``sets`` (the sections of one volume each): the shares inside over all their
+    sections, how many sets pass alone, and whether all their sections pass as one set."""
+    out = []
+    for name, real in references.items():
+        quality = m.generation_quality([x for one in sets for x in one], real, kind="grains")
+        passed = sum(m.generation_quality(one, real, kind="grains").passed for one in sets)
+        out.append(f"{name}: {_shares(quality)}, {passed} of {len(sets)} volumes, all sections "
+                   f"{'pass' if quality.passed else 'fail'}")
+    return "; ".join(out)
+
+
 def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = ("2d", "3d"),
-                     train_volumes: int = 4) -> list[str]:
+                     train_volumes: int = 4, reference_volumes: int = 4, walks: int = 1) -> list[str]:
     """The head fitted on sections of 3D Potts volumes of ``stage``, with its 2D and (or) its 3D growth table: the
-    sections of ``volumes`` 64^3 volumes from sampled fingerprints against the sections of held-out volumes. The 3D
-    table is :func:`growth_table_3d` as ``fit_grain_head(..., volumes=True)`` makes it, one seed at a time so that
-    the seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` allows for) is shown. The head
+    sections of ``volumes`` 64^3 volumes from sampled fingerprints (``walks`` sets, sampling seeds 0, 1, ...)
+    against the sections of ``reference_volumes`` held-out volumes (seeds 200, 201, ...), and also against those of
+    the first four when there are more (the reference of the earlier tables). The 3D table is
+    :func:`growth_table_3d` as ``fit_grain_head(..., volumes=True)`` makes it, one seed at a time so that the
+    seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` allows for) is shown. The head
     learns from the sections of ``train_volumes`` volumes (seeds 0, 1, ...)."""
     dim = model.config["latent_dim"]
     start = time.perf_counter()
     train = [x for s in range(train_volumes) for x in _relabelled_sections(
         m.make_grain_structure((64, 64, 64), stage=stage, seed=s, device="cpu"))]
-    real = [x for s in REFERENCE_SEEDS for x in _relabelled_sections(
-        m.make_grain_structure((64, 64, 64), stage=stage, seed=s, device="cpu"))]
+    real = [x for s in range(REFERENCE_SEEDS[0], REFERENCE_SEEDS[0] + reference_volumes) for x in
+            _relabelled_sections(m.make_grain_structure((64, 64, 64), stage=stage, seed=s, device="cpu"))]
+    references = {f"{reference_volumes} held-out volumes": real}
+    if reference_volumes > 4:
+        references["the first 4"] = real[:len(real) // reference_volumes * 4]
     made = time.perf_counter() - start
     start = time.perf_counter()
     head = m.fit_grain_head(model, train, device="cpu", growth_table="2d" in tables)
@@ -181,42 +201,38 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     head = dataclasses.replace(head, table_slopes_3d=per_seed.mean(axis=0) if len(per_seed) else None)
     fit = time.perf_counter() - start
     z = np.concatenate([m.encode(model, t).reshape(-1, dim) for t in train])
-    walk = m.sample_latent(model, z, n=volumes, seed=0, labels=True)
-    areas, slopes = head.predict(walk.z)
     table = " / ".join(f"{a:.0f} px: " + ", ".join(f"{v:.3f}" for v in row)
                        for a, row in zip(head.table_areas, per_seed.mean(axis=0))) if len(per_seed) else "not built"
     # one growth's noise from the first two seeds: the sd of their entries' differences over sqrt(2)
     noise = np.std(per_seed[0] - per_seed[1], ddof=1) / np.sqrt(2) if len(per_seed) >= 2 else float("nan")
-    rows = [f"| {stage} | 64 held-out sections ({_spread(real)}); head fitted on {len(train)} training sections "
-            f"(area {np.mean([grain_statistics(t)[1]['mean_area'] for t in train]):.1f}) in {fit:.0f} s "
-            f"(volumes made in {made:.0f} s); predicted for the {volumes} samples: area {areas.mean():.1f}, slope "
-            f"{slopes.mean():.2f}; 3D table of {len(per_seed)} growths per entry (factors "
+    rows = [f"| {stage} | {len(real)} held-out sections of {reference_volumes} volumes ({_spread(real)}); head "
+            f"fitted on {len(train)} training sections (area "
+            f"{np.mean([grain_statistics(t)[1]['mean_area'] for t in train]):.1f}) in {fit:.0f} s (volumes made in "
+            f"{made:.0f} s); 3D table of {len(per_seed)} growths per entry (factors "
             f"{', '.join(f'{g:g}' for g in GROWTHS)}): {table}; sd of one growth's entry (from the seeds' "
-            f"differences) {noise:.3f}, tolerance {SLOPE_TOLERANCE_3D} | | | |"]
+            f"differences) {noise:.3f}, tolerance {SLOPE_TOLERANCE_3D} | | |"]
     arms = [("2D growth table", dataclasses.replace(head, table_slopes_3d=None))] if "2d" in tables else []
     arms += [("3D growth table", head)] if "3d" in tables else []
-    for name, one in arms:
-        start = time.perf_counter()
-        grown, passed, factors = [], 0, []
-        for k, zz in enumerate(walk.z):
-            factors.append(one.growth_for(float(areas[k]), float(slopes[k]), volume=True))
-            sections = _relabelled_sections(m.grains_from_fingerprint(one, zz, (64, 64, 64), seed=k, device="cpu"))
-            passed += m.generation_quality(sections, real, kind="grains").passed
-            grown += sections
-        quality = m.generation_quality(grown, real, kind="grains")
-        rows.append(f"| {stage} | {name}: {volumes} volumes, growth factors {', '.join(f'{g:g}' for g in factors)} "
-                    f"({_spread(grown)}) | {time.perf_counter() - start:.0f} | {_shares(quality)} | "
-                    f"{passed} of {volumes} volumes; all sections: {'yes' if quality.passed else 'no'} |")
+    for walk_seed in range(walks):
+        walk = m.sample_latent(model, z, n=volumes, seed=walk_seed, labels=True)
+        areas, slopes = head.predict(walk.z)
+        for name, one in arms:
+            start = time.perf_counter()
+            grown, factors = [], []
+            for k, zz in enumerate(walk.z):
+                factors.append(one.growth_for(float(areas[k]), float(slopes[k]), volume=True))
+                grown.append(_relabelled_sections(
+                    m.grains_from_fingerprint(one, zz, (64, 64, 64), seed=k, device="cpu")))
+            rows.append(f"| {stage} | {name}, sampling seed {walk_seed}: {volumes} volumes predicted at area "
+                        f"{areas.mean():.1f}, slope {slopes.mean():.2f}; growth factors "
+                        f"{', '.join(f'{g:g}' for g in factors)} ({_spread([x for v in grown for x in v])}) | "
+                        f"{time.perf_counter() - start:.0f} | {_verdicts(grown, references)} |")
     start = time.perf_counter()  # the measure's own noise: other real volumes, judged the same way
     control = [_relabelled_sections(m.make_grain_structure((64, 64, 64), stage=stage, seed=s, device="cpu"))
                for s in CONTROL_SEEDS]
-    passed = sum(m.generation_quality(sections, real, kind="grains").passed for sections in control)
-    quality = m.generation_quality([x for sections in control for x in sections], real, kind="grains")
-    seeds = f"{CONTROL_SEEDS[0]}-{CONTROL_SEEDS[-1]}"
-    rows.append(f"| {stage} | real: {len(control)} other 3D Potts volumes, seeds {seeds} "
-                f"({_spread([x for sections in control for x in sections])}) | {time.perf_counter() - start:.0f} | "
-                f"{_shares(quality)} | {passed} of {len(control)} volumes; all sections: "
-                f"{'yes' if quality.passed else 'no'} |")
+    rows.append(f"| {stage} | real: {len(control)} other 3D Potts volumes, seeds {CONTROL_SEEDS[0]}-"
+                f"{CONTROL_SEEDS[-1]} ({_spread([x for sections in control for x in sections])}) | "
+                f"{time.perf_counter() - start:.0f} | {_verdicts(control, references)} |")
     return rows
 
 
@@ -253,6 +269,10 @@ def main() -> None:
                         help="with --sections-3d: the growth tables whose volumes are made and judged")
     parser.add_argument("--train-volumes", type=int, default=4,
                         help="with --sections-3d: 64^3 volumes whose sections the head learns from")
+    parser.add_argument("--reference-volumes", type=int, default=4, choices=range(4, 17),
+                        help="with --sections-3d: held-out 64^3 volumes whose sections make the real reference")
+    parser.add_argument("--walks-3d", type=int, default=1,
+                        help="with --sections-3d: sets of --volumes sampled fingerprints (seeds 0, 1, ...)")
     parser.add_argument("--section-sizes", action="store_true",
                         help="only how far 3D growths land from the held-out sections' mean area, per growth factor")
     args = parser.parse_args()
@@ -273,10 +293,11 @@ def main() -> None:
         return
     model = m.load_builtin_model("potts-grains")
     if args.sections_3d:
-        print("| stage | volumes from sampled fingerprints | seconds | sections inside the real 2 sd: grain count / "
-              "mean area / R-n slope (%) | passes |\n|---|---|---:|---|---|")
+        print("| stage | volumes from sampled fingerprints | seconds | per reference: sections inside the real 2 sd "
+              "(grain count / mean area / R-n slope, %), volumes that pass, all sections |\n|---|---|---:|---|")
         for stage in args.stages:
-            for line in sections_3d_rows(model, stage, args.volumes, tuple(args.tables), args.train_volumes):
+            for line in sections_3d_rows(model, stage, args.volumes, tuple(args.tables), args.train_volumes,
+                                         args.reference_volumes, args.walks_3d):
                 print(line, flush=True)
         return
     print("| stage | generated | seconds | inside the real 2 sd: grain count / mean area / R-n slope (%) | passes |")

