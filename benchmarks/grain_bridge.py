@@ -223,16 +223,18 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
                 factors.append(one.growth_for(float(areas[k]), float(slopes[k]), volume=True))
                 grown.append(_relabelled_sections(
                     m.grains_from_fingerprint(one, zz, (64, 64, 64), seed=k, device="cpu")))
+            verdicts = _verdicts(grown, references)
             rows.append(f"| {stage} | {name}, sampling seed {walk_seed}: {volumes} volumes predicted at area "
                         f"{areas.mean():.1f}, slope {slopes.mean():.2f}; growth factors "
                         f"{', '.join(f'{g:g}' for g in factors)} ({_spread([x for v in grown for x in v])}) | "
-                        f"{time.perf_counter() - start:.0f} | {_verdicts(grown, references)} |")
+                        f"{time.perf_counter() - start:.0f} | {verdicts} |")
     start = time.perf_counter()  # the measure's own noise: other real volumes, judged the same way
     control = [_relabelled_sections(m.make_grain_structure((64, 64, 64), stage=stage, seed=s, device="cpu"))
                for s in CONTROL_SEEDS]
+    verdicts = _verdicts(control, references)
     rows.append(f"| {stage} | real: {len(control)} other 3D Potts volumes, seeds {CONTROL_SEEDS[0]}-"
                 f"{CONTROL_SEEDS[-1]} ({_spread([x for sections in control for x in sections])}) | "
-                f"{time.perf_counter() - start:.0f} | {_verdicts(control, references)} |")
+                f"{time.perf_counter() - start:.0f} | {verdicts} |")
     return rows
 
 
@@ -270,9 +272,9 @@ def main() -> None:
     parser.add_argument("--train-volumes", type=int, default=4,
                         help="with --sections-3d: 64^3 volumes whose sections the head learns from")
     parser.add_argument("--reference-volumes", type=int, default=4, choices=range(4, 17),
-                        help="with --sections-3d: held-out 64^3 volumes whose sections make the real reference")
-    parser.add_argument("--walks-3d", type=int, default=1,
-                        help="with --sections-3d: sets of --volumes sampled fingerprints (seeds 0, 1, ...)")
+                        help="with --sections-3d: held-out 64^3 volumes whose sections make the real reference (4-16)")
+    parser.add_argument("--walks-3d", type=int, default=1, choices=range(1, 11),
+                        help="with --sections-3d: sets of --volumes sampled fingerprints (seeds 0, 1, ...; 1-10)")
     parser.add_argument("--section-sizes", action="store_true",
                         help="only how far 3D growths land from the held-out sections' mean area, per growth factor")
     args = parser.parse_args()

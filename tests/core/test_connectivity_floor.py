@@ -112,12 +112,23 @@ def test_target_chords_are_the_mean_run_lengths():
     assert target_chords(characterize(two, descriptors=("volume_fractions",))) == {}
 
 
+def test_target_chords_of_a_volume_average_the_chord_ends_of_its_three_axes():
+    vol = make_two_phase((20, 20, 20), 0.3, 2.0, seed=5)
+    for p in (0, 1):
+        mask = vol == p
+        # brute force: the phase's voxels over its runs along z, y and x (periodic), each voxel counted per axis
+        runs = sum(int((mask & ~np.roll(mask, -1, axis=a)).sum()) for a in range(3))
+        got = target_chords(characterize(vol, descriptors=("s2",)))[p]  # phi from S2(0), no volume fractions
+        assert got == pytest.approx(3.0 * float(mask.sum()) / runs, rel=1e-9)
+
+
 def test_floors_of_fine_phases_are_judged_at_full_resolution():
     gen = torch.Generator().manual_seed(2)
     ind = torch.softmax(torch.randn((2, 40, 40, 40), generator=gen, dtype=torch.float64), dim=0)
     fine = TransportTerm({}, {(1, 0): 2.0}, chords={0: 9.0, 1: 2.4})
     coarse = TransportTerm({}, {(1, 0): 2.0}, chords={0: 9.0, 1: 6.0})
     assert not fine.pool_floors and coarse.pool_floors and TransportTerm({}, {(1, 0): 2.0}).pool_floors
+    assert TransportTerm({}, {(1, 0): 2.0}, chords={0: 2.0, 1: 6.0}).pool_floors  # phase 0 has no floor
     # the fine phase's floor is the Huber gap of its full-resolution diffusivity
     (d,) = SoftDiffusivity()(ind[1], [0])
     gap = abs(min(0.0, math.log(float(d)) - 2.0 * math.log(float(ind[1].mean()))))

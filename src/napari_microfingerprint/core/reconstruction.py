@@ -366,13 +366,13 @@ def target_chords(target: DescriptorSet) -> dict[int, float]:
     """Mean chord length of each phase along the slices' axes, in voxels, as the target implies it: a phase's
     chords end where a step leaves it, ``phi_p - S2_p(e)`` per voxel for a unit step ``e`` (the discrete slope
     of S2 at the origin, which gives the specific surface; Torquato, *Random Heterogeneous Materials*, 2002), so
-    its mean chord is ``2 phi_p / sum_e (phi_p - S2_p(e))`` over the two in-plane axes, averaged over the
-    target's axes. Without S2, from the variation (``V_p = 2 sum_e (phi_p - S2_p(e))``,
+    its mean chord is ``2 phi_p / sum_e (phi_p - S2_p(e))`` over the two in-plane axes, with the chord ends
+    averaged over the target's axes. Without S2, from the variation (``V_p = 2 sum_e (phi_p - S2_p(e))``,
     :func:`.descriptors.morphology.total_variation`): ``4 phi_p / V_p``. ``{}`` when the target has neither."""
     fractions, p = _fractions(target), target.n_phases
     exits = []
     for values in target.values.values():
-        if "s2" in values and target.limit_to >= 1:
+        if "s2" in values:
             offsets = half_plane_offsets(target.limit_to)
             per = np.asarray(values["s2"], dtype=float).reshape(1 if p == 2 else p, -1)
             per_phase = (per[:, 0:1] - per[:, [offsets.index((0, 1)), offsets.index((1, 0))]]).sum(axis=1)
