@@ -269,8 +269,8 @@ def main() -> None:
                         help="only the head fitted on sections of 3D Potts volumes, with its 2D and 3D growth table")
     parser.add_argument("--tables", nargs="+", choices=("2d", "3d"), default=["2d", "3d"],
                         help="with --sections-3d: the growth tables whose volumes are made and judged")
-    parser.add_argument("--train-volumes", type=int, default=4,
-                        help="with --sections-3d: 64^3 volumes whose sections the head learns from")
+    parser.add_argument("--train-volumes", type=int, default=4, choices=range(1, 17),
+                        help="with --sections-3d: 64^3 volumes whose sections the head learns from (1-16)")
     parser.add_argument("--reference-volumes", type=int, default=4, choices=range(4, 17),
                         help="with --sections-3d: held-out 64^3 volumes whose sections make the real reference (4-16)")
     parser.add_argument("--walks-3d", type=int, default=1, choices=range(1, 11),

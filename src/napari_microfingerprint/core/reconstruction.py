@@ -370,12 +370,13 @@ def target_chords(target: DescriptorSet) -> dict[int, float]:
     averaged over the target's axes. Without S2, from the variation (``V_p = 2 sum_e (phi_p - S2_p(e))``,
     :func:`.descriptors.morphology.total_variation`): ``4 phi_p / V_p``. ``{}`` when the target has neither."""
     fractions, p = _fractions(target), target.n_phases
+    offsets = half_plane_offsets(target.limit_to)
+    steps = [offsets.index((0, 1)), offsets.index((1, 0))]
     exits = []
     for values in target.values.values():
         if "s2" in values:
-            offsets = half_plane_offsets(target.limit_to)
             per = np.asarray(values["s2"], dtype=float).reshape(1 if p == 2 else p, -1)
-            per_phase = (per[:, 0:1] - per[:, [offsets.index((0, 1)), offsets.index((1, 0))]]).sum(axis=1)
+            per_phase = (per[:, 0:1] - per[:, steps]).sum(axis=1)
         elif "variation" in values:
             per_phase = np.asarray(values["variation"], dtype=float).reshape(1 if p == 2 else p) / 2.0
         else:
