@@ -40,6 +40,7 @@ import dataclasses
 import os
 import time
 import warnings
+from collections import Counter
 
 import numpy as np
 from skimage.measure import label
@@ -117,7 +118,10 @@ def stage_rows(model, stage: str, volumes: int, walks: int, reference_maps: int)
         maps = [m.grains_from_fingerprint(head, zz, (p, p), seed=k + 1000 * w, device="cpu")
                 for k, zz in enumerate(zs)]
         quality = m.generation_quality(maps, patches, kind="grains")
-        rows.append(f"| {stage} | 64 maps of 64^2, fingerprints sampled with seed {w} ({_spread(maps)}) | "
+        factors = Counter(head.growth_for(a, s, area_cv=c) for a, s, c in zip(*head.predict(zs),
+                                                                             head.predict_area_cv(zs)))
+        rows.append(f"| {stage} | 64 maps of 64^2, fingerprints sampled with seed {w} ({_spread(maps)}; growth "
+                    f"factors {', '.join(f'{g:g} ({n})' for g, n in sorted(factors.items()))}) | "
                     f"{time.perf_counter() - start:.0f} | {_shares(quality)} | {'yes' if quality.passed else 'no'} |")
     for s in CONTROL_SEEDS:  # the measure's own noise: real windows of other maps of the stage, judged the same way
         other = real_patches(model, m.make_grain_structure((512, 512), stage=stage, seed=s, device="cpu"), "grains")[0]
@@ -196,13 +200,16 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     made = time.perf_counter() - start
     start = time.perf_counter()
     head = m.fit_grain_head(model, train, device="cpu", growth_table="2d" in tables)
-    per_seed = np.array([growth_table_3d(head.table_areas, model.config["patch_size"], seed=s, device="cpu", seeds=1)
-                         for s in range(TABLE_SEEDS_3D if "3d" in tables else 0)])
-    head = dataclasses.replace(head, table_slopes_3d=per_seed.mean(axis=0) if len(per_seed) else None)
+    tables_3d = [growth_table_3d(head.table_areas, model.config["patch_size"], seed=s, device="cpu", seeds=1)
+                 for s in range(TABLE_SEEDS_3D if "3d" in tables else 0)]
+    per_seed, cv_per_seed = (np.array([t[k] for t in tables_3d]) for k in (0, 1))
+    head = dataclasses.replace(head, table_slopes_3d=per_seed.mean(axis=0) if len(per_seed) else None,
+                               table_area_cvs_3d=cv_per_seed.mean(axis=0) if len(per_seed) else None)
     fit = time.perf_counter() - start
     z = np.concatenate([m.encode(model, t).reshape(-1, dim) for t in train])
-    table = " / ".join(f"{a:.0f} px: " + ", ".join(f"{v:.3f}" for v in row)
-                       for a, row in zip(head.table_areas, per_seed.mean(axis=0))) if len(per_seed) else "not built"
+    table = " / ".join(f"{a:.0f} px: " + ", ".join(f"{v:.3f} (CV {c:.3f})" for v, c in zip(row, cvs))
+                       for a, row, cvs in zip(head.table_areas, per_seed.mean(axis=0), cv_per_seed.mean(axis=0))
+                       ) if len(per_seed) else "not built"
     # one growth's noise from the first two seeds: the sd of their entries' differences over sqrt(2)
     noise = np.std(per_seed[0] - per_seed[1], ddof=1) / np.sqrt(2) if len(per_seed) >= 2 else float("nan")
     rows = [f"| {stage} | {len(real)} held-out sections of {reference_volumes} volumes ({_spread(real)}); head "
@@ -216,16 +223,17 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     for walk_seed in range(walks):
         walk = m.sample_latent(model, z, n=volumes, seed=walk_seed, labels=True)
         areas, slopes = head.predict(walk.z)
+        area_cvs = head.predict_area_cv(walk.z)
         for name, one in arms:
             start = time.perf_counter()
             grown, factors = [], []
             for k, zz in enumerate(walk.z):
-                factors.append(one.growth_for(float(areas[k]), float(slopes[k]), volume=True))
+                factors.append(one.growth_for(float(areas[k]), float(slopes[k]), True, float(area_cvs[k])))
                 grown.append(_relabelled_sections(
                     m.grains_from_fingerprint(one, zz, (64, 64, 64), seed=k, device="cpu")))
             verdicts = _verdicts(grown, references)
             rows.append(f"| {stage} | {name}, sampling seed {walk_seed}: {volumes} volumes predicted at area "
-                        f"{areas.mean():.1f}, slope {slopes.mean():.2f}; growth factors "
+                        f"{areas.mean():.1f}, slope {slopes.mean():.2f}, area CV {area_cvs.mean():.3f}; growth factors "
                         f"{', '.join(f'{g:g}' for g in factors)} ({_spread([x for v in grown for x in v])}) | "
                         f"{time.perf_counter() - start:.0f} | {verdicts} |")
     start = time.perf_counter()  # the measure's own noise: other real volumes, judged the same way

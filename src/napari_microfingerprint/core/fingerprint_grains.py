@@ -16,8 +16,14 @@ tessellation grows under the Potts model until its windows (the sections of a 3D
 area. How far it grows (its growth factor: the final over the starting mean area) sets its age, and with it the
 R-n slope: a young, Voronoi-like structure has a flatter one than an old one of the same grain size. The head
 tabulates the slope reached against the growth factor at a few grain sizes of the training windows, and each
-fingerprint grows by the factor whose slope is nearest its own prediction (of factors whose table slopes are
-too close to tell apart, the one nearest the default growth). Sections of 3D growths order their slopes differently
+fingerprint grows by the factor whose slope is nearest its own prediction. The slope levels off after the first
+steps, so several factors reach slopes too close to tell apart; among those, a second mark of age decides: the
+spread of the grain areas (their coefficient of variation in a window), which keeps widening as a Voronoi start
+coarsens. The head predicts it from the fingerprint as it does the slope, and the table holds each growth's. On
+sections of late-stage 3D Potts grains the slopes of factors 1.25-4 are alike, and their area spreads (0.87 for
+1.25, 0.92 for 1.6, 0.99-1.02 for 2.5, 1.03 for 4, against the material's 0.89-0.91) tell the material's age; the
+default factor 2.5 these ties fell to before grows an older structure, whose sections' mean areas scatter 8-10 %
+more than those of growths by 1.25 (BENCHMARKS.md, issue 13). Sections of 3D growths order their slopes differently
 from 2D growths of the same size (3D coarsens more slowly, and at 45-65 px the bare tessellation has the flattest
 sections), so a head fitted with ``volumes=True`` also tabulates the slopes of the sections of 3D growths, and a
 volume takes its growth factor from that table: the right choice when the training maps are sections of 3D grains,
@@ -102,13 +108,21 @@ class GrainHead:
     patch_size: int
     latent_dim: int
     n_windows: int
-    #: The training windows' smallest and largest mean area and R-n slope: a linear head extrapolates without
-    #: bound, so a fingerprint far from the training ones (a long latent walk) is held to what was seen.
+    #: The training windows' smallest and largest mean area, R-n slope and grain-area coefficient of variation: a
+    #: linear head extrapolates without bound, so a fingerprint far from the training ones (a long latent walk) is
+    #: held to what was seen.
     area_range: tuple[float, float] = (0.0, math.inf)
     slope_range: tuple[float, float] = (-math.inf, math.inf)
+    area_cv_range: tuple[float, float] = (-math.inf, math.inf)
     #: (A, len(GROWTHS)) R-n slope of the sections of 3D growths (``fit_grain_head(..., volumes=True)``); None
     #: when only 2D growths were tabulated.
     table_slopes_3d: np.ndarray | None = None
+    #: Fingerprint -> the window's grain-area coefficient of variation (:func:`window_ages`), and that of each
+    #: growth of the 2D and the 3D table (same shapes as theirs): the second mark of a structure's age, which picks
+    #: among the factors whose slopes the tables cannot tell apart. None: fitted without them.
+    area_cv: Pipeline | None = None
+    table_area_cvs: np.ndarray | None = None
+    table_area_cvs_3d: np.ndarray | None = None
 
     def predict(self, z) -> tuple[np.ndarray, np.ndarray]:
         """The predicted mean grain area (pixels, as measured on one window) and R-n slope (NaN without a slope
@@ -119,24 +133,44 @@ class GrainHead:
         slopes = self.slope.predict(zz) if self.slope is not None else np.full(len(zz), np.nan)
         return np.clip(np.exp(self.area.predict(zz)), *self.area_range), np.clip(slopes, *self.slope_range)
 
-    def growth_for(self, mean_area: float, rn_slope: float, volume: bool = False) -> float:
+    def predict_area_cv(self, z) -> np.ndarray:
+        """The predicted grain-area coefficient of variation of each fingerprint's window (NaN without that
+        regression), within the training windows' range."""
+        from .analysis import as_fingerprints
+
+        zz = as_fingerprints(z, "z", self.latent_dim)
+        if self.area_cv is None:
+            return np.full(len(zz), np.nan)
+        return np.clip(self.area_cv.predict(zz), *self.area_cv_range)
+
+    def growth_for(self, mean_area: float, rn_slope: float, volume: bool = False, area_cv: float = math.nan
+                   ) -> float:
         """The growth factor of :data:`GROWTHS` whose R-n slope, interpolated in log area from the table (of 3D
-        growths' sections for a ``volume`` when the head has one), is nearest ``rn_slope``; of the factors whose
-        slopes lie within :data:`SLOPE_TOLERANCE` of that factor's (which the table cannot tell apart from it),
-        the one closest to :data:`DEFAULT_GROWTH` in log growth (:data:`SLOPE_TOLERANCE_3D` in the 3D table).
+        growths' sections for a ``volume`` when the head has one), is nearest ``rn_slope``. Of the factors whose
+        slopes lie within :data:`SLOPE_TOLERANCE` of that factor's (which the table cannot tell apart from it;
+        :data:`SLOPE_TOLERANCE_3D` in the 3D table), the one whose tabulated grain-area coefficient of variation
+        is nearest ``area_cv`` when both are known, else the one closest to :data:`DEFAULT_GROWTH` in log growth.
         :data:`DEFAULT_GROWTH` also when the slope or the table is unknown."""
         if not math.isfinite(rn_slope):
             return DEFAULT_GROWTH
         three_d = volume and self.table_slopes_3d is not None
         table = self.table_slopes_3d if three_d else self.table_slopes
+        cvs = self.table_area_cvs_3d if three_d else self.table_area_cvs
         tolerance = SLOPE_TOLERANCE_3D if three_d else SLOPE_TOLERANCE
         x = np.log(self.table_areas)
-        reached = np.array([np.interp(math.log(mean_area), x, table[:, j]) for j in range(len(GROWTHS))])
+
+        def at_area(values: np.ndarray) -> np.ndarray:
+            return np.array([np.interp(math.log(mean_area), x, values[:, j]) for j in range(len(GROWTHS))])
+
+        reached = at_area(table)
         miss = np.abs(reached - rn_slope)
         if not np.isfinite(miss).any():
             return DEFAULT_GROWTH
         best = reached[int(np.nanargmin(miss))]
         near = [j for j in range(len(GROWTHS)) if abs(reached[j] - best) <= tolerance]
+        if cvs is not None and math.isfinite(area_cv) and np.isfinite(at_area(cvs)[near]).all():
+            spread = at_area(cvs)
+            return GROWTHS[min(near, key=lambda j: abs(spread[j] - area_cv))]
         return GROWTHS[min(near, key=lambda j: abs(math.log(GROWTHS[j] / DEFAULT_GROWTH)))]
 
 
@@ -172,11 +206,18 @@ def _pieces(labels: np.ndarray) -> np.ndarray:
     return label(labels, background=-1, connectivity=1).astype(np.int32)
 
 
-def window_rn_slope(labels: np.ndarray, window: int) -> float:
-    """Mean over the windows of a 2D label map (or of a 3D volume's :func:`_sections`) of their R-n slope
-    (:func:`~.characterization.grain_statistics`; windows with too few inner grains for a slope are left out)."""
-    slopes = [grain_statistics(w)[1]["rn_slope"] for w in _windows(labels, window)]
-    return float(np.nanmean(slopes)) if np.isfinite(slopes).any() else math.nan
+def window_ages(labels: np.ndarray, window: int) -> tuple[float, float]:
+    """Two marks of a grain structure's age, each the mean over the windows of a 2D label map (or of a 3D
+    volume's :func:`_sections`): the R-n slope (:func:`~.characterization.grain_statistics`; windows with too few
+    inner grains for a slope are left out) and the grain areas' coefficient of variation (their standard
+    deviation over their mean, every grain of the window counted as :func:`window_mean_area` counts it). The
+    slope rises over the first Monte Carlo steps and then levels off; the areas' spread keeps widening as the
+    grains coarsen away from the Voronoi start (sections of late-stage 3D Potts volumes, 50.5 px: 0.83 for the
+    tessellation, 0.88 grown 1.25 times, 0.99 grown 2.5 times, where the slopes are 0.80, 0.87 and 0.89)."""
+    stats = [grain_statistics(w) for w in _windows(labels, window)]
+    slopes = [summary["rn_slope"] for _, summary in stats]
+    slope = float(np.nanmean(slopes)) if np.isfinite(slopes).any() else math.nan
+    return slope, float(np.mean([np.std(table["area"]) / np.mean(table["area"]) for table, _ in stats]))
 
 
 @governed
@@ -254,8 +295,9 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
                    seed: int = 0, device: str = "auto", volumes: bool = False, growth_table: bool = True
                    ) -> GrainHead:
     """Pair the fingerprint of every window of the grain ``label_maps`` (at ``stride``, default a quarter patch)
-    with the window's mean grain area and R-n slope, fit the ridge regressions from one to the other (log area;
-    module docstring), and tabulate the R-n slope that each growth factor of :data:`GROWTHS` reaches at the
+    with the window's mean grain area, R-n slope and grain-area coefficient of variation, fit the ridge
+    regressions from one to the others (log area; module docstring), and tabulate the R-n slope and area
+    coefficient of variation (:func:`window_ages`) that each growth factor of :data:`GROWTHS` reaches at the
     10th, 50th and 90th percentile of the windows' mean areas (2D growths of :data:`BOX_WINDOWS` windows a side,
     :data:`TABLE_SEEDS` per entry). With ``volumes`` also the slope of the sections of 3D growths, one patch a
     side, :data:`TABLE_SEEDS_3D` growths per entry measured on their :func:`_sections` (48 at 64 px):
@@ -280,8 +322,9 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     for lab in maps:
         for y in range(0, lab.shape[0] - p + 1, step):
             for x in range(0, lab.shape[1] - p + 1, step):
-                summary = grain_statistics(lab[y:y + p, x:x + p])[1]
-                stats.append((summary["mean_area"], summary["rn_slope"]))
+                table, summary = grain_statistics(lab[y:y + p, x:x + p])
+                stats.append((summary["mean_area"], summary["rn_slope"],
+                              np.std(table["area"]) / np.mean(table["area"])))
         zs.append(encode(model, lab, stride=step).reshape(-1, model.config["latent_dim"]))
     z, values = np.concatenate(zs), np.asarray(stats, dtype=float)
     if len(z) < 2:
@@ -294,27 +337,32 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     finite = np.isfinite(values[:, 1])
     slope = ridge(z[finite], values[finite, 1]) if finite.sum() >= 2 else None
     areas = np.unique(np.percentile(values[:, 0], [10, 50, 90]))
-    table = np.full((len(areas), len(GROWTHS)), math.nan)
+    table = np.full((len(areas), len(GROWTHS), 2), math.nan)
     if growth_table:
-        table = np.array([[np.mean([window_rn_slope(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device),
-                                                    p) for k in range(TABLE_SEEDS)]) for g in GROWTHS] for a in areas])
-    table_3d = growth_table_3d(areas, p, seed, device) if volumes else None
+        table = np.array([[np.mean([window_ages(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
+                                    for k in range(TABLE_SEEDS)], axis=0) for g in GROWTHS] for a in areas])
+    table_3d = growth_table_3d(areas, p, seed, device) if volumes else (None, None)
     seen = values[finite, 1] if finite.any() else np.array([-math.inf, math.inf])
-    return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table, p, model.config["latent_dim"], len(z),
-                     (float(values[:, 0].min()), float(values[:, 0].max())), (float(seen.min()), float(seen.max())),
-                     table_3d)
+    return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table[..., 0], p, model.config["latent_dim"],
+                     len(z), area_range=(float(values[:, 0].min()), float(values[:, 0].max())),
+                     slope_range=(float(seen.min()), float(seen.max())),
+                     area_cv_range=(float(values[:, 2].min()), float(values[:, 2].max())),
+                     table_slopes_3d=table_3d[0], area_cv=ridge(z, values[:, 2]), table_area_cvs=table[..., 1],
+                     table_area_cvs_3d=table_3d[1])
 
 
 def growth_table_3d(areas: Sequence[float], window: int, seed: int = 0, device: str = "auto",
-                    seeds: int = TABLE_SEEDS_3D) -> np.ndarray:
-    """The R-n slope of the sections of 3D growths (:func:`grow_grains` of a ``window``-sided cube with seeds
-    ``seed`` ... ``seed + seeds - 1``, measured by :func:`window_rn_slope` on its :func:`_sections`, averaged over
-    the seeds) for each mean area of ``areas`` (rows) and growth factor of :data:`GROWTHS` (columns):
-    :attr:`GrainHead.table_slopes_3d`."""
+                    seeds: int = TABLE_SEEDS_3D) -> tuple[np.ndarray, np.ndarray]:
+    """The R-n slope and the grain-area coefficient of variation (:func:`window_ages`) of the sections of 3D
+    growths (:func:`grow_grains` of a ``window``-sided cube with seeds ``seed`` ... ``seed + seeds - 1``, measured
+    on its :func:`_sections`, averaged over the seeds), each an array of a row per mean area of ``areas`` and a
+    column per growth factor of :data:`GROWTHS`: :attr:`GrainHead.table_slopes_3d` and
+    :attr:`GrainHead.table_area_cvs_3d`."""
     seeds = check_int(seeds, "seeds", 1)
-    return np.array([[np.mean([window_rn_slope(grow_grains((window,) * 3, float(area), window, growth, seed + k,
-                                                           device), window) for k in range(seeds)])
-                      for growth in GROWTHS] for area in areas])
+    table = np.array([[np.mean([window_ages(grow_grains((window,) * 3, float(area), window, growth, seed + k,
+                                                        device), window) for k in range(seeds)], axis=0)
+                       for growth in GROWTHS] for area in areas])
+    return table[..., 0], table[..., 1]
 
 
 def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed: int = 0, device: str = "auto",
@@ -326,15 +374,16 @@ def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed:
     if len(areas) != 1:
         raise InputError(f"z holds {len(areas)} fingerprints; give one.")
     area = float(np.clip(areas[0], 1.5, head.patch_size**2 / 2))
-    growth = head.growth_for(area, float(slopes[0]), volume=len(shape) == 3)
+    growth = head.growth_for(area, float(slopes[0]), len(shape) == 3, float(head.predict_area_cv(z)[0]))
     return (yield from grow_grains_iter(shape, area, head.patch_size, growth, seed, device, cancel))
 
 
 def grains_from_fingerprint(head: GrainHead, z, shape: Sequence[int], seed: int = 0, device: str = "auto"
                             ) -> np.ndarray:
     """A 2D grain map or 3D grain volume of ``shape`` whose windows have the mean grain area that ``head``
-    predicts for the fingerprint ``z``, grown by the factor whose R-n slope is nearest the predicted one
-    (:meth:`GrainHead.growth_for`, :func:`grow_grains`).
+    predicts for the fingerprint ``z``, grown by the factor whose R-n slope is nearest the predicted one, ties
+    broken by the predicted grain-area coefficient of variation (:meth:`GrainHead.growth_for`,
+    :func:`grow_grains`).
 
     A volume's sections get the predicted grain size. Its growth factor comes from the head's table of 3D
     growths' sections when it has one (``fit_grain_head(..., volumes=True)``), otherwise from the table of 2D

@@ -19,8 +19,8 @@ from napari_microfingerprint.core.fingerprint_grains import (
     GROWTHS,
     GrainHead,
     growth_table_3d,
+    window_ages,
     window_mean_area,
-    window_rn_slope,
 )
 
 
@@ -46,14 +46,20 @@ def test_grains_grow_to_the_requested_size(target):
     assert label(grains, background=-1, connectivity=1).max() == grains.max()
 
 
-def test_a_young_structure_has_a_flatter_rn_slope():
+def test_a_young_structure_has_a_flatter_rn_slope_and_narrower_grain_areas():
     """Grown 1x (a Voronoi tessellation) against 4x to the same size: Potts coarsening steepens the R-n slope
-    (paper 000 Fig. 4: the slope grows with the simulation step). Measured: 0.66-0.72 against 0.84-0.95."""
-    young = np.mean([window_rn_slope(grow_grains((128, 128), 50.0, 32, growth=1.0, seed=s, device="cpu"), 32)
-                     for s in range(3)])
-    old = np.mean([window_rn_slope(grow_grains((128, 128), 50.0, 32, growth=4.0, seed=s, device="cpu"), 32)
-                   for s in range(3)])
-    assert young < old - 0.05
+    (paper 000 Fig. 4: the slope grows with the simulation step) and widens the grain areas' spread. Measured:
+    slopes 0.66-0.72 against 0.84-0.95. The areas' coefficient of variation is recomputed for one structure from
+    the label counts of its windows."""
+    young = [window_ages(grow_grains((128, 128), 50.0, 32, growth=1.0, seed=s, device="cpu"), 32) for s in range(3)]
+    old = [window_ages(grow_grains((128, 128), 50.0, 32, growth=4.0, seed=s, device="cpu"), 32) for s in range(3)]
+    (young_slope, young_cv), (old_slope, old_cv) = np.mean(young, axis=0), np.mean(old, axis=0)
+    assert young_slope < old_slope - 0.05
+    assert young_cv < old_cv - 0.05
+    grains = grow_grains((128, 128), 50.0, 32, growth=4.0, seed=0, device="cpu")
+    counts = [np.unique(grains[y:y + 32, x:x + 32], return_counts=True)[1] for y in range(0, 128, 32)
+              for x in range(0, 128, 32)]
+    assert old[0][1] == pytest.approx(np.mean([c.std() / c.mean() for c in counts]))
 
 
 def test_growth_counts_from_the_start_as_drawn():
@@ -125,6 +131,11 @@ def test_fingerprints_of_small_and_large_grains_give_small_and_large_grains(earl
         predicted = head.predict(z)[0]
         # the ridge head's sizes: measured medians 43 and 78 against the real windows' 41 and 75
         assert np.median(predicted) == pytest.approx(np.mean(_window_areas(real, 32)), rel=0.25)
+        # and the spread of their grain areas, against the label counts of the same windows
+        counts = [np.unique(real[y:y + 32, x:x + 32], return_counts=True)[1] for y in range(0, 128, 32)
+                  for x in range(0, 128, 32)]
+        assert np.mean(head.predict_area_cv(z)) == pytest.approx(np.mean([c.std() / c.mean() for c in counts]),
+                                                                 rel=0.2)
         typical = z[np.argsort(predicted)[len(predicted) // 2]]
         grown.append(grains_from_fingerprint(head, typical, (64, 64), seed=0, device="cpu"))
     assert window_mean_area(grown[1], 32) > 1.4 * window_mean_area(grown[0], 32)
@@ -160,6 +171,30 @@ def test_growth_choice_ignores_differences_within_the_table_noise():
     blank = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]),
                       table_slopes=np.full((2, len(GROWTHS)), np.nan), patch_size=64, latent_dim=4, n_windows=1)
     assert blank.growth_for(70.0, 0.9) == DEFAULT_GROWTH
+
+
+def test_the_grain_area_spread_picks_among_factors_the_slope_cannot_tell_apart():
+    """Hand-made tables: slopes 0.90-0.95 (factors 1.25-4) lie within the tolerance, and their areas'
+    coefficients of variation rise with the growth. A predicted CV picks the factor with the nearest tabulated
+    one, but only among the slope's candidates (a CV nearest the Voronoi entry's still gets 1.25); without a
+    predicted CV, or in a table without CVs, the default growth; the 3D table uses its own CVs."""
+    slopes = np.array([[0.70, 0.82, 0.90, 0.92, 0.95, 0.93]] * 2)
+    cvs = np.array([[0.80, 0.83, 0.88, 0.93, 0.99, 1.05]] * 2)
+    head = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]), table_slopes=slopes, patch_size=64,
+                     latent_dim=4, n_windows=1, table_area_cvs=cvs)
+    assert head.growth_for(70.0, 0.93, area_cv=0.875) == 1.25
+    assert head.growth_for(70.0, 0.93, area_cv=0.94) == 1.6
+    assert head.growth_for(70.0, 0.93, area_cv=1.2) == 4.0
+    assert head.growth_for(70.0, 0.93, area_cv=0.80) == 1.25  # 1 and 1.01 are not the slope's candidates
+    assert head.growth_for(70.0, 0.93) == DEFAULT_GROWTH
+    assert head.growth_for(70.0, 0.93, volume=True, area_cv=0.875) == 1.25  # no 3D table: the 2D one
+    in_3d = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]), table_slopes=slopes, patch_size=64,
+                      latent_dim=4, n_windows=1, table_area_cvs=cvs, table_slopes_3d=slopes,
+                      table_area_cvs_3d=cvs[:, ::-1].copy())
+    assert in_3d.growth_for(70.0, 0.93, volume=True, area_cv=0.875) == 1.6  # 1.25-4 hold 0.93, 0.88, 0.83, 0.80
+    no_cvs = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]), table_slopes=slopes, patch_size=64,
+                       latent_dim=4, n_windows=1)
+    assert no_cvs.growth_for(70.0, 0.93, area_cv=0.875) == DEFAULT_GROWTH
 
 
 def test_a_2d_map_is_the_crop_of_its_box_nearest_the_requested_size():
@@ -210,17 +245,20 @@ def test_the_3d_table_holds_the_slopes_of_sections_of_3d_growths():
     section of both growths."""
     from skimage.measure import label
 
-    table = growth_table_3d([30.0], 32, seed=0, device="cpu", seeds=2)
-    assert table.shape == (1, len(GROWTHS)) and np.isfinite(table).all()
+    table, cvs = growth_table_3d([30.0], 32, seed=0, device="cpu", seeds=2)
+    assert table.shape == cvs.shape == (1, len(GROWTHS)) and np.isfinite(table).all() and np.isfinite(cvs).all()
     col = GROWTHS.index(1.25)
-    per_seed = []
+    per_seed, cv_per_seed = [], []
     for seed in (0, 1):
         volume = grow_grains((32, 32, 32), 30.0, 32, GROWTHS[col], seed, "cpu")
         sections = [label(np.take(volume, k, axis=axis), background=-1, connectivity=1)
                     for axis in range(3) for k in range(0, 32, 2)]
         per_seed.append(np.nanmean([grain_statistics(s)[1]["rn_slope"] for s in sections]))
+        counts = [np.unique(s, return_counts=True)[1] for s in sections]
+        cv_per_seed.append(np.mean([c.std() / c.mean() for c in counts]))
     assert per_seed[0] != per_seed[1]  # two growths, so the mean is not one of them
     assert table[0, col] == pytest.approx(np.mean(per_seed))
+    assert cvs[0, col] == pytest.approx(np.mean(cv_per_seed))
 
 
 def test_a_volume_from_a_fingerprint_is_grown_by_the_3d_tables_factor():
