@@ -21,7 +21,7 @@ steps, so several factors reach slopes too close to tell apart; among those, a s
 spread of the grain areas (their coefficient of variation in a window), which keeps widening as a Voronoi start
 coarsens. The head predicts it from the fingerprint as it does the slope, and the table holds each growth's. On
 sections of late-stage 3D Potts grains the slopes of factors 1.25-4 are alike, and their area spreads (0.87 for
-1.25, 0.92 for 1.6, 0.99-1.02 for 2.5, 1.03 for 4, against the material's 0.89-0.91) tell the material's age; the
+1.25, 0.92 for 1.6, 0.99-1.02 for 2.5, 1.02-1.03 for 4, against the material's 0.89-0.91) tell the material's age; the
 default factor 2.5 these ties fell to before grows an older structure, whose sections' mean areas scatter 8-10 %
 more than those of growths by 1.25 (BENCHMARKS.md, issue 13). Sections of 3D growths order their slopes differently
 from 2D growths of the same size (3D coarsens more slowly, and at 45-65 px the bare tessellation has the flattest
