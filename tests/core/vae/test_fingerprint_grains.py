@@ -238,11 +238,11 @@ def test_a_volume_takes_its_growth_factor_from_the_3d_table():
 
 
 def test_the_3d_table_holds_the_slopes_of_sections_of_3d_growths():
-    """:func:`growth_table_3d` (the table ``fit_grain_head(..., volumes=True)`` stores) holds, per area row and
-    growth factor, the R-n slope of the windows of the sections (16 along each axis, each labelled by its
-    connected pieces as a micrograph shows them) of 3D growths of a window-sided cube, averaged over the growths
-    of ``seeds`` seeds; recomputed here for one entry with skimage's labelling and grain_statistics on each
-    section of both growths."""
+    """:func:`growth_table_3d` (the tables ``fit_grain_head(..., volumes=True)`` stores) holds, per area row and
+    growth factor, the R-n slope and the grain areas' coefficient of variation of the windows of the sections (16
+    along each axis, each labelled by its connected pieces as a micrograph shows them) of 3D growths of a
+    window-sided cube, averaged over the growths of ``seeds`` seeds; recomputed here for one entry with skimage's
+    labelling, grain_statistics and the label counts of each section of both growths."""
     from skimage.measure import label
 
     table, cvs = growth_table_3d([30.0], 32, seed=0, device="cpu", seeds=2)
