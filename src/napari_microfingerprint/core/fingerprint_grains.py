@@ -168,8 +168,8 @@ class GrainHead:
             return DEFAULT_GROWTH
         best = reached[int(np.nanargmin(miss))]
         near = [j for j in range(len(GROWTHS)) if abs(reached[j] - best) <= tolerance]
-        if cvs is not None and math.isfinite(area_cv) and np.isfinite(at_area(cvs)[near]).all():
-            spread = at_area(cvs)
+        spread = at_area(cvs) if cvs is not None and math.isfinite(area_cv) else None
+        if spread is not None and np.isfinite(spread[near]).all():
             return GROWTHS[min(near, key=lambda j: abs(spread[j] - area_cv))]
         return GROWTHS[min(near, key=lambda j: abs(math.log(GROWTHS[j] / DEFAULT_GROWTH)))]
 
