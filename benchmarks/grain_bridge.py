@@ -48,6 +48,7 @@ from skimage.measure import label
 import napari_microfingerprint as m
 from napari_microfingerprint.core.characterization import grain_statistics
 from napari_microfingerprint.core.fingerprint_grains import (
+    AREA_CV_TOLERANCE_3D,
     GROWTHS,
     SLOPE_TOLERANCE_3D,
     TABLE_SEEDS_3D,
@@ -186,7 +187,8 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     against the sections of ``reference_volumes`` held-out volumes (seeds 200, 201, ...), and also against those of
     the first four when there are more (the reference of the earlier tables). The 3D table is
     :func:`growth_table_3d` as ``fit_grain_head(..., volumes=True)`` makes it, one seed at a time so that the
-    seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` allows for) is shown. The head
+    seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` and :data:`AREA_CV_TOLERANCE_3D`
+    allow for) is shown. The head
     learns from the sections of ``train_volumes`` volumes (seeds 0, 1, ...)."""
     dim = model.config["latent_dim"]
     start = time.perf_counter()
@@ -211,13 +213,15 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
                        for a, row, cvs in zip(head.table_areas, per_seed.mean(axis=0), cv_per_seed.mean(axis=0))
                        ) if len(per_seed) else "not built"
     # one growth's noise from the first two seeds: the sd of their entries' differences over sqrt(2)
-    noise = np.std(per_seed[0] - per_seed[1], ddof=1) / np.sqrt(2) if len(per_seed) >= 2 else float("nan")
+    noise, cv_noise = (np.std(t[0] - t[1], ddof=1) / np.sqrt(2) if len(t) >= 2 else float("nan")
+                       for t in (per_seed, cv_per_seed))
     rows = [f"| {stage} | {len(real)} held-out sections of {reference_volumes} volumes ({_spread(real)}); head "
             f"fitted on {len(train)} training sections (area "
             f"{np.mean([grain_statistics(t)[1]['mean_area'] for t in train]):.1f}) in {fit:.0f} s (volumes made in "
             f"{made:.0f} s); 3D table of {len(per_seed)} growths per entry (factors "
             f"{', '.join(f'{g:g}' for g in GROWTHS)}): {table}; sd of one growth's entry (from the seeds' "
-            f"differences) {noise:.3f}, tolerance {SLOPE_TOLERANCE_3D} | | |"]
+            f"differences) {noise:.3f}, tolerance {SLOPE_TOLERANCE_3D}; of its CV {cv_noise:.3f}, tolerance "
+            f"{AREA_CV_TOLERANCE_3D} | | |"]
     arms = [("2D growth table", dataclasses.replace(head, table_slopes_3d=None))] if "2d" in tables else []
     arms += [("3D growth table", head)] if "3d" in tables else []
     for walk_seed in range(walks):

@@ -84,6 +84,16 @@ TABLE_SEEDS_3D = 2
 #: the tolerance is 2.3-3.3 times that. With one growth per entry (and 0.04), factor 1.6 (0.71 at 36 px) came
 #: within reach of 1-1.01 (0.67) on early-stage sections; two growths put it at 0.72, with 1.25-4.
 SLOPE_TOLERANCE_3D = 0.03
+#: Table entries whose grain-area coefficients of variation differ by less than this are not told apart either.
+#: In the 2D table (:data:`TABLE_SEEDS` growths of 16 windows each per entry) one growth's CV has an sd of
+#: 0.011-0.017 and the difference of two entries one of 0.018 (four seeds, factors 1-4 at 30, 50 and 70 px),
+#: while factors 1.25-4 lie 0.01-0.04 apart.
+AREA_CV_TOLERANCE = 0.04
+#: The same for the table of 3D growths (48 sections per growth): one growth's CV has an sd of 0.014 (two seeds'
+#: differences over the 18 entries of early-stage 3D Potts sections), so two entries of :data:`TABLE_SEEDS_3D`
+#: growths differ with an sd of 0.014; the tessellation's entries and those grown 1.01 times lie 0.001-0.008
+#: apart, factors 1.25-4 0.01-0.10.
+AREA_CV_TOLERANCE_3D = 0.03
 #: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
 #: of one window, the Potts structures of paper 000's stages have windows with 26-51 % too large mean areas (a
 #: grain wrapping around the box counted once) and 12-26 % too flat R-n slopes.
@@ -148,15 +158,17 @@ class GrainHead:
         """The growth factor of :data:`GROWTHS` whose R-n slope, interpolated in log area from the table (of 3D
         growths' sections for a ``volume`` when the head has one), is nearest ``rn_slope``. Of the factors whose
         slopes lie within :data:`SLOPE_TOLERANCE` of that factor's (which the table cannot tell apart from it;
-        :data:`SLOPE_TOLERANCE_3D` in the 3D table), the one whose tabulated grain-area coefficient of variation
-        is nearest ``area_cv`` when both are known, else the one closest to :data:`DEFAULT_GROWTH` in log growth.
+        :data:`SLOPE_TOLERANCE_3D` in the 3D table), those whose tabulated grain-area coefficient of variation
+        lies within :data:`AREA_CV_TOLERANCE` (:data:`AREA_CV_TOLERANCE_3D`) of the one nearest ``area_cv`` when
+        both are known; of what is left, the one closest to :data:`DEFAULT_GROWTH` in log growth.
         :data:`DEFAULT_GROWTH` also when the slope or the table is unknown."""
         if not math.isfinite(rn_slope):
             return DEFAULT_GROWTH
         three_d = volume and self.table_slopes_3d is not None
         table = self.table_slopes_3d if three_d else self.table_slopes
         cvs = self.table_area_cvs_3d if three_d else self.table_area_cvs
-        tolerance = SLOPE_TOLERANCE_3D if three_d else SLOPE_TOLERANCE
+        tolerance, cv_tolerance = ((SLOPE_TOLERANCE_3D, AREA_CV_TOLERANCE_3D) if three_d
+                                   else (SLOPE_TOLERANCE, AREA_CV_TOLERANCE))
         x = np.log(self.table_areas)
 
         def at_area(values: np.ndarray) -> np.ndarray:
@@ -170,7 +182,8 @@ class GrainHead:
         near = [j for j in range(len(GROWTHS)) if abs(reached[j] - best) <= tolerance]
         spread = at_area(cvs) if cvs is not None and math.isfinite(area_cv) else None
         if spread is not None and np.isfinite(spread[near]).all():
-            return GROWTHS[min(near, key=lambda j: abs(spread[j] - area_cv))]
+            nearest = spread[min(near, key=lambda j: abs(spread[j] - area_cv))]
+            near = [j for j in near if abs(spread[j] - nearest) <= cv_tolerance]
         return GROWTHS[min(near, key=lambda j: abs(math.log(GROWTHS[j] / DEFAULT_GROWTH)))]
 
 

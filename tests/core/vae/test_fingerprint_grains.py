@@ -197,6 +197,25 @@ def test_the_grain_area_spread_picks_among_factors_the_slope_cannot_tell_apart()
     assert no_cvs.growth_for(70.0, 0.93, area_cv=0.875) == DEFAULT_GROWTH
 
 
+def test_grain_area_spreads_within_the_table_noise_are_not_told_apart():
+    """Hand-made tables like the early-stage 3D one (the tessellation 0.810 and the growth by 1.01 0.818, where
+    their slopes tie): a CV nearest the tessellation's still gets 1.01, the slope's tie-break, because 0.008 is
+    within the 3D tolerance (0.03); a CV 0.05 off is told apart. In 2D (tolerance 0.04) 0.88 and 0.91 tie and
+    go to the factor nearer the default growth."""
+    slopes = np.array([[0.66, 0.665, 0.75, 0.80, 0.85, 0.88]] * 2)
+    slopes_3d = np.array([[0.66, 0.665, 0.86, 0.87, 0.88, 0.875]] * 2)
+    cvs_3d = np.array([[0.810, 0.818, 0.870, 0.920, 1.017, 1.025]] * 2)
+    head = GrainHead(area=None, slope=None, table_areas=np.array([50.0, 100.0]), table_slopes=slopes, patch_size=64,
+                     latent_dim=4, n_windows=1, table_slopes_3d=slopes_3d, table_area_cvs_3d=cvs_3d,
+                     table_area_cvs=np.array([[0.64, 0.68, 0.88, 0.91, 0.99, 1.05]] * 2))
+    assert head.growth_for(70.0, 0.66, volume=True, area_cv=0.805) == 1.01
+    assert head.growth_for(70.0, 0.66, volume=True) == 1.01
+    assert head.growth_for(70.0, 0.87, volume=True, area_cv=0.92) == 1.6  # 1.25 and 2.5 are 0.05 and 0.10 off
+    assert head.growth_for(70.0, 0.87, volume=True, area_cv=1.02) == 2.5  # 1.017 and 1.025 tie
+    assert head.growth_for(70.0, 0.80, area_cv=0.87) == 1.6  # 2D: 0.88 (1.25) and 0.91 (1.6) tie
+    assert head.growth_for(70.0, 0.80, area_cv=1.0) == 2.5
+
+
 def test_a_2d_map_is_the_crop_of_its_box_nearest_the_requested_size():
     """A 32^2 map grows in the same 128^2 box as a 128^2 request (same seed and size) and is the box's crop whose
     mean grain area, measured independently by grain_statistics on the crop's connected pieces, is nearest the
