@@ -185,7 +185,9 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     """The head fitted on sections of 3D Potts volumes of ``stage``, with its 2D and (or) its 3D growth table: the
     sections of ``volumes`` 64^3 volumes from sampled fingerprints (``walks`` sets, sampling seeds 0, 1, ...)
     against the sections of ``reference_volumes`` held-out volumes (seeds 200, 201, ...), and also against those of
-    the first four when there are more (the reference of the earlier tables). The 3D table is
+    the first four when there are more (the reference of the earlier tables). The set of sampling seed s grows
+    its volumes with seeds ``s * volumes`` onwards, so that sets differ even when their fingerprints ask for the
+    same size (before the thirteenth session every set used seeds 0, 1, ...). The 3D table is
     :func:`growth_table_3d` as ``fit_grain_head(..., volumes=True)`` makes it, one seed at a time so that the
     seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` and :data:`AREA_CV_TOLERANCE_3D`
     allow for) is shown. The head
@@ -204,9 +206,10 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     head = m.fit_grain_head(model, train, device="cpu", growth_table="2d" in tables)
     tables_3d = [growth_table_3d(head.table_areas, model.config["patch_size"], seed=s, device="cpu", seeds=1)
                  for s in range(TABLE_SEEDS_3D if "3d" in tables else 0)]
-    per_seed, cv_per_seed = (np.array([t[k] for t in tables_3d]) for k in (0, 1))
+    per_seed, cv_per_seed, sd_per_seed = (np.array([t[k] for t in tables_3d]) for k in (0, 1, 2))
     head = dataclasses.replace(head, table_slopes_3d=per_seed.mean(axis=0) if len(per_seed) else None,
-                               table_area_cvs_3d=cv_per_seed.mean(axis=0) if len(per_seed) else None)
+                               table_area_cvs_3d=cv_per_seed.mean(axis=0) if len(per_seed) else None,
+                               table_window_sds_3d=sd_per_seed.mean(axis=0) if len(per_seed) else None)
     fit = time.perf_counter() - start
     z = np.concatenate([m.encode(model, t).reshape(-1, dim) for t in train])
     table = " / ".join(f"{a:.0f} px: " + ", ".join(f"{v:.3f} (CV {c:.3f})" for v, c in zip(row, cvs))
@@ -221,23 +224,26 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
             f"{made:.0f} s); 3D table of {len(per_seed)} growths per entry (factors "
             f"{', '.join(f'{g:g}' for g in GROWTHS)}): {table}; sd of one growth's entry (from the seeds' "
             f"differences) {noise:.3f}, tolerance {SLOPE_TOLERANCE_3D}; of its CV {cv_noise:.3f}, tolerance "
-            f"{AREA_CV_TOLERANCE_3D} | | |"]
+            f"{AREA_CV_TOLERANCE_3D}; training windows' log area sd {head.log_area_sd:.3f}, the predictions' "
+            f"{head.prediction_log_sd:.3f}, grown windows' {np.sqrt(np.nanmean(np.square(sd_per_seed))):.3f}: "
+            f"material share {head.material_share(True):.2f} | | |"]
     arms = [("2D growth table", dataclasses.replace(head, table_slopes_3d=None))] if "2d" in tables else []
     arms += [("3D growth table", head)] if "3d" in tables else []
     for walk_seed in range(walks):
         walk = m.sample_latent(model, z, n=volumes, seed=walk_seed, labels=True)
-        areas, slopes = head.predict(walk.z)
         area_cvs = head.predict_area_cv(walk.z)
         for name, one in arms:
+            areas, slopes = one.predict(walk.z, volume=True)
             start = time.perf_counter()
             grown, factors = [], []
             for k, zz in enumerate(walk.z):
                 factors.append(one.growth_for(float(areas[k]), float(slopes[k]), True, float(area_cvs[k])))
-                grown.append(_relabelled_sections(
-                    m.grains_from_fingerprint(one, zz, (64, 64, 64), seed=k, device="cpu")))
+                grown.append(_relabelled_sections(m.grains_from_fingerprint(
+                    one, zz, (64, 64, 64), seed=walk_seed * volumes + k, device="cpu")))
             verdicts = _verdicts(grown, references)
             rows.append(f"| {stage} | {name}, sampling seed {walk_seed}: {volumes} volumes predicted at area "
-                        f"{areas.mean():.1f}, slope {slopes.mean():.2f}, area CV {area_cvs.mean():.3f}; growth factors "
+                        f"{areas.mean():.1f} (windows: {head.predict(walk.z)[0].mean():.1f}), slope "
+                        f"{slopes.mean():.2f}, area CV {area_cvs.mean():.3f}; growth factors "
                         f"{', '.join(f'{g:g}' for g in factors)} ({_spread([x for v in grown for x in v])}) | "
                         f"{time.perf_counter() - start:.0f} | {verdicts} |")
     start = time.perf_counter()  # the measure's own noise: other real volumes, judged the same way

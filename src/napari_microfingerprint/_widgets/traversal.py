@@ -369,7 +369,8 @@ class TraversalWidget(QWidget):
         layer's windows (:func:`~..core.fingerprint_structures.fit_descriptor_head`) and reconstructs from the
         predicted descriptors; a grain model fits the fingerprint -> grain size regression on the source label
         map's windows (:func:`~..core.fingerprint_grains.fit_grain_head`) and grows Potts grains to the predicted
-        size (3D sections at least a patch a side). Cancel keeps what is finished; a structure cancelled before
+        size (3D sections at least a patch a side; a volume takes the material's part of it, which for one source
+        map is the map's own grain size). Cancel keeps what is finished; a structure cancelled before
         its first step is not written."""
         if self.progress.busy():
             return None

@@ -31,8 +31,9 @@ as micrographs are (on sections of young 3D Potts grains it brought the volumes'
 inside the material's spread; BENCHMARKS.md, issue 13). A 2D map grows in a box of several windows, whose windows
 scatter around their mean about as much as the real windows do between themselves; the box's crop nearest the
 predicted size is returned, so that the fingerprint, not that scatter, sets the size (returning a fixed crop gave
-83-88 % of late-stage grain counts inside the real spread, the nearest crop 92-97 %). Every latent walk then yields
-grain maps in 2D and volumes in 3D.
+83-88 % of late-stage grain counts inside the real spread, the nearest crop 92-97 %). A volume cannot be cropped
+that way: its sections are windows that scatter by themselves, so it grows to the material's part of the
+prediction (:meth:`GrainHead.material_share`). Every latent walk then yields grain maps in 2D and volumes in 3D.
 """
 from __future__ import annotations
 
@@ -133,15 +134,49 @@ class GrainHead:
     area_cv: Pipeline | None = None
     table_area_cvs: np.ndarray | None = None
     table_area_cvs_3d: np.ndarray | None = None
+    #: What splits a predicted area into the material's part and the window's (:meth:`material_share`): the
+    #: training windows' mean area (the arithmetic mean, which a growth's windows reach: :func:`window_mean_area`)
+    #: and sd of log mean area, the sd of the area regression's (log) predictions for them, and
+    #: the sd of log mean area over the windows of each growth of the 2D and the 3D table (same shapes as theirs).
+    #: NaN and None: fitted without them, and a volume takes the window's prediction.
+    mean_area: float = math.nan
+    log_area_sd: float = math.nan
+    prediction_log_sd: float = math.nan
+    table_window_sds: np.ndarray | None = None
+    table_window_sds_3d: np.ndarray | None = None
 
-    def predict(self, z) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, z, volume: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The predicted mean grain area (pixels, as measured on one window) and R-n slope (NaN without a slope
-        regression) of each fingerprint of ``z``, each within the training windows' range."""
+        regression) of each fingerprint of ``z``, each within the training windows' range. For a ``volume``, the
+        area is the material's part of the prediction (:meth:`material_share`): its deviation in log from the
+        training windows' mean area, shrunk by that share (a share of 0 gives that mean)."""
         from .analysis import as_fingerprints
 
         zz = as_fingerprints(z, "z", self.latent_dim)
         slopes = self.slope.predict(zz) if self.slope is not None else np.full(len(zz), np.nan)
-        return np.clip(np.exp(self.area.predict(zz)), *self.area_range), np.clip(slopes, *self.slope_range)
+        log_areas = self.area.predict(zz)
+        if volume and math.isfinite(self.mean_area):
+            centre = math.log(self.mean_area)
+            log_areas = centre + self.material_share(volume) * (log_areas - centre)
+        return np.clip(np.exp(log_areas), *self.area_range), np.clip(slopes, *self.slope_range)
+
+    def material_share(self, volume: bool = False) -> float:
+        """The share of the predicted log areas' spread that belongs to the material rather than to the window.
+        A fingerprint describes one window, whose mean grain area scatters around its material's by the window's
+        finite size. A volume's sections are such windows and scatter by themselves, so a volume grown to the
+        window's prediction scatters twice (sections of late-stage 3D Potts volumes: 3.9-4.1 px against the
+        material's 3.5; BENCHMARKS.md, issue 13). A grown structure's windows scatter only by their finite size:
+        their sd of log mean area, averaged in square over the table's growths (the 3D table's sections for a
+        ``volume`` when the head has one), estimates that window part. The material's part of the training windows'
+        variance is what is left of theirs, and the share is its sd over the sd of the regression's predictions,
+        at most 1. A head fitted on one material has a share near 0, and its volumes take that material's size;
+        one fitted on several keeps their differences. 1 without a table (nothing is split)."""
+        three_d = volume and self.table_window_sds_3d is not None
+        sds = self.table_window_sds_3d if three_d else self.table_window_sds
+        if sds is None or not np.isfinite(sds).any() or not self.prediction_log_sd > 0:
+            return 1.0
+        material = math.sqrt(max(0.0, self.log_area_sd**2 - float(np.nanmean(np.square(sds)))))
+        return min(1.0, material / self.prediction_log_sd)
 
     def predict_area_cv(self, z) -> np.ndarray:
         """The predicted grain-area coefficient of variation of each fingerprint's window (NaN without that
@@ -211,6 +246,20 @@ def window_mean_area(labels: np.ndarray, window: int) -> float:
     """Mean over the windows (:func:`_windows`) of their mean grain area: the window's pixels over its number of
     distinct labels, which is :func:`~.characterization.grain_statistics`' ``mean_area`` of a gap-free map."""
     return float(np.mean([w.size / np.unique(w).size for w in _windows(labels, window)]))
+
+
+def window_area_scatter(labels: np.ndarray, window: int) -> float:
+    """Sd (ddof 1) over the windows (:func:`_windows`) of the log of their mean grain area, counted as
+    :func:`window_mean_area` counts it: how far a structure's windows scatter around its mean by their finite size
+    alone (NaN for a single window)."""
+    logs = [math.log(w.size / np.unique(w).size) for w in _windows(labels, window)]
+    return float(np.std(logs, ddof=1)) if len(logs) > 1 else math.nan
+
+
+def _table_entry(labels: np.ndarray, window: int) -> tuple[float, float, float]:
+    """What a growth tables for the head: its R-n slope and grain-area coefficient of variation
+    (:func:`window_ages`) and its windows' scatter (:func:`window_area_scatter`)."""
+    return (*window_ages(labels, window), window_area_scatter(labels, window))
 
 
 def _pieces(labels: np.ndarray) -> np.ndarray:
@@ -350,32 +399,37 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
     finite = np.isfinite(values[:, 1])
     slope = ridge(z[finite], values[finite, 1]) if finite.sum() >= 2 else None
     areas = np.unique(np.percentile(values[:, 0], [10, 50, 90]))
-    table = np.full((len(areas), len(GROWTHS), 2), math.nan)
+    table = np.full((len(areas), len(GROWTHS), 3), math.nan)
     if growth_table:
-        table = np.array([[np.mean([window_ages(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
+        table = np.array([[np.mean([_table_entry(grow_grains((BOX_WINDOWS * p,) * 2, a, p, g, seed + k, device), p)
                                     for k in range(TABLE_SEEDS)], axis=0) for g in GROWTHS] for a in areas])
-    table_3d = growth_table_3d(areas, p, seed, device) if volumes else (None, None)
+    table_3d = growth_table_3d(areas, p, seed, device) if volumes else (None, None, None)
     seen = values[finite, 1] if finite.any() else np.array([-math.inf, math.inf])
-    return GrainHead(ridge(z, np.log(values[:, 0])), slope, areas, table[..., 0], p, model.config["latent_dim"],
+    log_areas = np.log(values[:, 0])
+    area = ridge(z, log_areas)
+    return GrainHead(area, slope, areas, table[..., 0], p, model.config["latent_dim"],
                      len(z), area_range=(float(values[:, 0].min()), float(values[:, 0].max())),
                      slope_range=(float(seen.min()), float(seen.max())),
                      area_cv_range=(float(values[:, 2].min()), float(values[:, 2].max())),
                      table_slopes_3d=table_3d[0], area_cv=ridge(z, values[:, 2]), table_area_cvs=table[..., 1],
-                     table_area_cvs_3d=table_3d[1])
+                     table_area_cvs_3d=table_3d[1], mean_area=float(values[:, 0].mean()),
+                     log_area_sd=float(log_areas.std()), prediction_log_sd=float(area.predict(z).std()),
+                     table_window_sds=table[..., 2] if growth_table else None, table_window_sds_3d=table_3d[2])
 
 
 def growth_table_3d(areas: Sequence[float], window: int, seed: int = 0, device: str = "auto",
-                    seeds: int = TABLE_SEEDS_3D) -> tuple[np.ndarray, np.ndarray]:
-    """The R-n slope and the grain-area coefficient of variation (:func:`window_ages`) of the sections of 3D
-    growths (:func:`grow_grains` of a ``window``-sided cube with seeds ``seed`` ... ``seed + seeds - 1``, measured
-    on its :func:`_sections`, averaged over the seeds), each an array of a row per mean area of ``areas`` and a
-    column per growth factor of :data:`GROWTHS`: :attr:`GrainHead.table_slopes_3d` and
-    :attr:`GrainHead.table_area_cvs_3d`."""
+                    seeds: int = TABLE_SEEDS_3D) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The R-n slope, the grain-area coefficient of variation (:func:`window_ages`) and the windows' scatter
+    (:func:`window_area_scatter`) of the sections of 3D growths (:func:`grow_grains` of a ``window``-sided cube
+    with seeds ``seed`` ... ``seed + seeds - 1``, measured on its :func:`_sections`, averaged over the seeds), each
+    an array of a row per mean area of ``areas`` and a column per growth factor of :data:`GROWTHS`:
+    :attr:`GrainHead.table_slopes_3d`, :attr:`GrainHead.table_area_cvs_3d` and
+    :attr:`GrainHead.table_window_sds_3d`."""
     seeds = check_int(seeds, "seeds", 1)
-    table = np.array([[np.mean([window_ages(grow_grains((window,) * 3, float(area), window, growth, seed + k,
-                                                        device), window) for k in range(seeds)], axis=0)
+    table = np.array([[np.mean([_table_entry(grow_grains((window,) * 3, float(area), window, growth, seed + k,
+                                                         device), window) for k in range(seeds)], axis=0)
                        for growth in GROWTHS] for area in areas])
-    return table[..., 0], table[..., 1]
+    return table[..., 0], table[..., 1], table[..., 2]
 
 
 def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed: int = 0, device: str = "auto",
@@ -383,7 +437,7 @@ def grains_from_fingerprint_iter(head: GrainHead, z, shape: Sequence[int], seed:
     """Generator form of :func:`grains_from_fingerprint` (``cancel`` as :func:`grow_grains_iter`)."""
     if not isinstance(head, GrainHead):
         raise InputError(f"head must be a GrainHead (from fit_grain_head), got {type(head).__name__}.")
-    areas, slopes = head.predict(z)
+    areas, slopes = head.predict(z, volume=len(shape) == 3)
     if len(areas) != 1:
         raise InputError(f"z holds {len(areas)} fingerprints; give one.")
     area = float(np.clip(areas[0], 1.5, head.patch_size**2 / 2))

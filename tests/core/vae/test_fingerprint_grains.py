@@ -260,14 +260,16 @@ def test_the_3d_table_holds_the_slopes_of_sections_of_3d_growths():
     """:func:`growth_table_3d` (the tables ``fit_grain_head(..., volumes=True)`` stores) holds, per area row and
     growth factor, the R-n slope and the grain areas' coefficient of variation of the windows of the sections (16
     along each axis, each labelled by its connected pieces as a micrograph shows them) of 3D growths of a
-    window-sided cube, averaged over the growths of ``seeds`` seeds; recomputed here for one entry with skimage's
-    labelling, grain_statistics and the label counts of each section of both growths."""
+    window-sided cube, averaged over the growths of ``seeds`` seeds, and the sd of the log of the sections' mean
+    grain areas; recomputed here for one entry with skimage's labelling, grain_statistics and the label counts of
+    each section of both growths."""
     from skimage.measure import label
 
-    table, cvs = growth_table_3d([30.0], 32, seed=0, device="cpu", seeds=2)
-    assert table.shape == cvs.shape == (1, len(GROWTHS)) and np.isfinite(table).all() and np.isfinite(cvs).all()
+    table, cvs, scatters = growth_table_3d([30.0], 32, seed=0, device="cpu", seeds=2)
+    assert table.shape == cvs.shape == scatters.shape == (1, len(GROWTHS))
+    assert np.isfinite(table).all() and np.isfinite(cvs).all() and np.isfinite(scatters).all()
     col = GROWTHS.index(1.25)
-    per_seed, cv_per_seed = [], []
+    per_seed, cv_per_seed, scatter_per_seed = [], [], []
     for seed in (0, 1):
         volume = grow_grains((32, 32, 32), 30.0, 32, GROWTHS[col], seed, "cpu")
         sections = [label(np.take(volume, k, axis=axis), background=-1, connectivity=1)
@@ -275,9 +277,11 @@ def test_the_3d_table_holds_the_slopes_of_sections_of_3d_growths():
         per_seed.append(np.nanmean([grain_statistics(s)[1]["rn_slope"] for s in sections]))
         counts = [np.unique(s, return_counts=True)[1] for s in sections]
         cv_per_seed.append(np.mean([c.std() / c.mean() for c in counts]))
+        scatter_per_seed.append(np.std([np.log(grain_statistics(s)[1]["mean_area"]) for s in sections], ddof=1))
     assert per_seed[0] != per_seed[1]  # two growths, so the mean is not one of them
     assert table[0, col] == pytest.approx(np.mean(per_seed))
     assert cvs[0, col] == pytest.approx(np.mean(cv_per_seed))
+    assert scatters[0, col] == pytest.approx(np.mean(scatter_per_seed))
 
 
 def test_a_volume_from_a_fingerprint_is_grown_by_the_3d_tables_factor():
@@ -300,6 +304,32 @@ def test_a_volume_from_a_fingerprint_is_grown_by_the_3d_tables_factor():
     assert np.array_equal(grown, grow_grains((32, 32, 32), predicted_area, 32, 1.0, 3, "cpu"))
     flat = grains_from_fingerprint(head, z[0], (32, 32), seed=3, device="cpu")
     assert np.array_equal(flat, grow_grains((32, 32), predicted_area, 32, 4.0, 3, "cpu"))
+
+
+def test_a_volume_takes_the_materials_part_of_the_predicted_grain_size(early_and_late, early_and_late_head):
+    """A fingerprint describes one window, whose mean grain area scatters around its material's. Fitted on one
+    late map, the head's windows scatter no more than a grown structure's windows do (the table's, recomputed
+    here from the label counts of one growth's windows), so a volume takes the map's mean window area whatever
+    the window, while 2D maps keep the window's prediction. Fitted on an early and a late map, the materials
+    differ far beyond that scatter, and volumes from the two maps' fingerprints keep their grain sizes apart."""
+    model, maps = early_and_late
+    one = fit_grain_head(model, maps[1:], device="cpu")
+    grown = grow_grains((128, 128), float(one.table_areas[0]), 32, GROWTHS[0], 0, "cpu")
+    logs = [np.log(32 * 32 / np.unique(grown[y:y + 32, x:x + 32]).size) for y in range(0, 128, 32)
+            for x in range(0, 128, 32)]
+    second = grow_grains((128, 128), float(one.table_areas[0]), 32, GROWTHS[0], 1, "cpu")
+    logs_2 = [np.log(32 * 32 / np.unique(second[y:y + 32, x:x + 32]).size) for y in range(0, 128, 32)
+              for x in range(0, 128, 32)]
+    assert one.table_window_sds[0, 0] == pytest.approx(np.mean([np.std(logs, ddof=1), np.std(logs_2, ddof=1)]))
+    z = encode(model, maps[1], stride=8).reshape(-1, 8)
+    windows, volumes = one.predict(z)[0], one.predict(z, volume=True)[0]
+    assert one.material_share(volume=True) < 0.3
+    assert np.std(np.log(volumes)) < 0.3 * np.std(np.log(windows))
+    assert np.mean(volumes) == pytest.approx(np.mean(_window_areas(maps[1], 32, 8)), rel=0.05)
+    both = early_and_late_head
+    early, late = (both.predict(encode(model, lab, stride=32).reshape(-1, 8), volume=True)[0] for lab in maps)
+    assert both.material_share(volume=True) > 0.7
+    assert np.median(late) > 1.4 * np.median(early)
 
 
 def test_a_head_without_a_growth_table_predicts_the_same_and_grows_by_the_default(early_and_late,
