@@ -452,7 +452,8 @@ def grains_from_fingerprint(head: GrainHead, z, shape: Sequence[int], seed: int 
     broken by the predicted grain-area coefficient of variation (:meth:`GrainHead.growth_for`,
     :func:`grow_grains`).
 
-    A volume's sections get the predicted grain size. Its growth factor comes from the head's table of 3D
+    A volume's sections get the material's part of the predicted grain size (:meth:`GrainHead.material_share`:
+    for a head fitted on one material, its windows' mean). Its growth factor comes from the head's table of 3D
     growths' sections when it has one (``fit_grain_head(..., volumes=True)``), otherwise from the table of 2D
     growths, and the sections of 3D growths order their R-n slopes differently (BENCHMARKS.md, issue 13: at
     45-65 px the bare tessellation has the flattest sections, at 100 px the steepest). A volume from a head
