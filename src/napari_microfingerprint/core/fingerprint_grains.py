@@ -90,10 +90,10 @@ SLOPE_TOLERANCE_3D = 0.03
 #: 0.011-0.017 and the difference of two entries one of 0.018 (four seeds, factors 1-4 at 30, 50 and 70 px),
 #: while factors 1.25-4 lie 0.01-0.04 apart.
 AREA_CV_TOLERANCE = 0.04
-#: The same for the table of 3D growths (48 sections per growth): one growth's CV has an sd of 0.014 (two seeds'
-#: differences over the 18 entries of early-stage 3D Potts sections), so two entries of :data:`TABLE_SEEDS_3D`
-#: growths differ with an sd of 0.014; the tessellation's entries and those grown 1.01 times lie 0.001-0.008
-#: apart, factors 1.25-4 0.01-0.10.
+#: The same for the table of 3D growths (48 sections per growth): one growth's CV has an sd of 0.014 and 0.018
+#: (two seeds' differences over the 18 entries of early- and of late-stage 3D Potts sections), and so has the
+#: difference of two entries of :data:`TABLE_SEEDS_3D` growths; the tessellation's entries and those grown 1.01
+#: times lie 0.001-0.008 apart, factors 1.25-4 0.01-0.10.
 AREA_CV_TOLERANCE_3D = 0.03
 #: A 2D structure grows in a periodic box of at least this many windows a side, then is cropped: grown in a box
 #: of one window, the Potts structures of paper 000's stages have windows with 26-51 % too large mean areas (a
