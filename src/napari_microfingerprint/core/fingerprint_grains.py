@@ -257,7 +257,7 @@ def window_area_scatter(labels: np.ndarray, window: int) -> float:
 
 
 def _table_entry(labels: np.ndarray, window: int) -> tuple[float, float, float]:
-    """What a growth tables for the head: its R-n slope and grain-area coefficient of variation
+    """What the head's tables hold for one growth: its R-n slope and grain-area coefficient of variation
     (:func:`window_ages`) and its windows' scatter (:func:`window_area_scatter`)."""
     return (*window_ages(labels, window), window_area_scatter(labels, window))
 
