@@ -190,8 +190,7 @@ def sections_3d_rows(model, stage: str, volumes: int, tables: tuple[str, ...] = 
     same size (before the thirteenth session every set used seeds 0, 1, ...). The 3D table is
     :func:`growth_table_3d` as ``fit_grain_head(..., volumes=True)`` makes it, one seed at a time so that the
     seed-to-seed difference of its entries (the noise :data:`SLOPE_TOLERANCE_3D` and :data:`AREA_CV_TOLERANCE_3D`
-    allow for) is shown. The head
-    learns from the sections of ``train_volumes`` volumes (seeds 0, 1, ...)."""
+    allow for) is shown. The head learns from the sections of ``train_volumes`` volumes (seeds 0, 1, ...)."""
     dim = model.config["latent_dim"]
     start = time.perf_counter()
     train = [x for s in range(train_volumes) for x in _relabelled_sections(

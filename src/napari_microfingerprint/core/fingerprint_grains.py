@@ -414,7 +414,7 @@ def fit_grain_head(model: VAEModel, label_maps: Sequence[np.ndarray], stride: in
                      table_slopes_3d=table_3d[0], area_cv=ridge(z, values[:, 2]), table_area_cvs=table[..., 1],
                      table_area_cvs_3d=table_3d[1], mean_area=float(values[:, 0].mean()),
                      log_area_sd=float(log_areas.std()), prediction_log_sd=float(area.predict(z).std()),
-                     table_window_sds=table[..., 2] if growth_table else None, table_window_sds_3d=table_3d[2])
+                     table_window_sds=table[..., 2], table_window_sds_3d=table_3d[2])
 
 
 def growth_table_3d(areas: Sequence[float], window: int, seed: int = 0, device: str = "auto",
