@@ -14,7 +14,7 @@ from .core.ensemble import reconstruct_ensemble, reconstruct_ensemble_iter
 from .core.fingerprint_grains import GrainHead, fit_grain_head, grains_from_fingerprint, grow_grains
 from .core.fingerprint_structures import DescriptorHead, fit_descriptor_head, structure_from_fingerprint
 from .core.folders import encode_folder, segment_folder
-from .core.generation_quality import GenerationQuality, generation_quality, walk_quality
+from .core.generation_quality import GenerationQuality, generation_quality, structure_quality, walk_quality
 from .core.io import read_microstructure, write_microstructure
 from .core.latent import (
     LatentWalk,
@@ -131,6 +131,7 @@ __all__ = [
     "segment_with_scribbles",
     "smooth",
     "structure_from_fingerprint",
+    "structure_quality",
     "structure_report",
     "train_vae",
     "train_vae_iter",

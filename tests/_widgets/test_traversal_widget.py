@@ -15,7 +15,7 @@ from napari_microfingerprint import (
 from napari_microfingerprint._widgets.encoding import EncodingWidget
 from napari_microfingerprint._widgets.reconstruction import MODES, ReconstructionWidget
 from napari_microfingerprint._widgets.traversal import TraversalWidget
-from napari_microfingerprint.core.generation_quality import walk_quality
+from napari_microfingerprint.core.generation_quality import generation_quality, walk_quality
 
 PLUGIN = "napari-microfingerprint"
 
@@ -248,6 +248,13 @@ def test_grain_structures_from_a_step(make_napari_viewer, qtbot, messages, model
     head = widget._head_cache[2]
     assert window_mean_area(grains3d.data, 64) == pytest.approx(
         head.predict(widget.walk.z[step], volume=True)[0][0], rel=0.25)
+    # both are judged on 64 px windows against the source's: the 2D map's four, the volume's sections every 8th
+    # along its first axis (the others, 24 x 64, hold no 64 px window)
+    real = [source.data[y:y + 64, x:x + 64] for y in (0, 64) for x in (0, 64)]
+    flat = [grains2d.data[y:y + 64, x:x + 64] for y in (0, 64) for x in (0, 64)]
+    assert grains2d.metadata["generation_quality"] == generation_quality(flat, real, "grains").table.to_dict("list")
+    assert grains3d.metadata["generation_quality"] == generation_quality(
+        [grains3d.data[k] for k in (0, 8, 16)], real, "grains").table.to_dict("list")
     # another step from the same source and seed reuses the fitted head; a changed source fits anew
     assert widget._head(widget.model, source.data, widget.seed.value, lambda: pytest.fail("fitted again")) is head
     assert widget._head(widget.model, source.data + 1, widget.seed.value, lambda: "new") == "new"
@@ -257,8 +264,11 @@ def test_grain_structures_from_a_step(make_napari_viewer, qtbot, messages, model
 
 
 def test_sharp_structures_from_a_step(make_napari_viewer, qtbot, messages, model):
-    """The step's fingerprint predicts descriptors from the source layer's windows; the widget writes a sharp 2D
-    image and 3D volume whose phase-1 fraction is the predicted one (as the API predicts it)."""
+    """Every step's fingerprint predicts descriptors from the source layer's windows; the widget writes sharp 2D
+    images, stacked like the walk, and the shown step's 3D volume, whose phase-1 fraction is the predicted one (as
+    the API predicts it). Both are judged against the source layer's windows, as the measure judges windows cut
+    by hand (the 2D images' 64 px windows; the 24^3 volume's sections, every 3rd along each axis, against 24 px
+    windows of the source)."""
     from napari_microfingerprint.core.fingerprint_structures import fit_descriptor_head
     from napari_microfingerprint.core.vae.models import build_model
     from napari_microfingerprint.core.vae.training import VAEModel
@@ -271,21 +281,33 @@ def test_sharp_structures_from_a_step(make_napari_viewer, qtbot, messages, model
     widget.set_model(intensity, "two-phase")
     micrograph = make_two_phase((128, 128), 0.35, 3.0, seed=0).astype(float)
     widget.source.value = viewer.add_image(micrograph, name="two-phase")
+    widget.steps.value = 3
     widget.run_walk()
     _wait(widget, qtbot)
     widget.volume_side.value = 24
     widget.structure_evals.value = 300
+    widget.every_step.value = True
     widget.structures_from_step()
     _wait(widget, qtbot)
-    image, volume = viewer.layers[-2], viewer.layers[-1]
-    assert image.data.shape == (128, 128) and volume.data.shape == (24, 24, 24)
-    assert "2D from fingerprint" in image.name and "3D from fingerprint" in volume.name
+    images, volume = viewer.layers[-2], viewer.layers[-1]
+    assert images.data.shape == (3, 128, 128) and volume.data.shape == (24, 24, 24)
+    assert "steps 0-2 2D from fingerprints" in images.name and "3D from fingerprint" in volume.name
     step = int(viewer.dims.current_step[0])
     target = fit_descriptor_head(intensity, [micrograph]).predict(widget.walk.z[step])[0]
     fraction = target.values["2d"]["volume_fractions"][0]
-    assert set(np.unique(image.data)) == {0, 1} and abs(image.data.mean() - fraction) < 0.03
+    assert set(np.unique(images.data)) == {0, 1} and abs(images.data[step].mean() - fraction) < 0.03
     assert abs(volume.data.mean() - fraction) < 0.05
-    assert volume.metadata["evaluations"] <= 300  # the widget's budget was used
+    assert volume.metadata["evaluations"] <= 300 and len(images.metadata["evaluations"]) == 3  # the widget's budget
+    real = micrograph > 0.5
+    windows = [im[y:y + 64, x:x + 64] for im in images.data for y in (0, 64) for x in (0, 64)]
+    by_hand = generation_quality(windows, [real[y:y + 64, x:x + 64] for y in (0, 64) for x in (0, 64)])
+    assert images.metadata["generation_quality"] == by_hand.table.to_dict("list")
+    sections = [np.take(volume.data, k, axis=a) for a in range(3) for k in range(0, 24, 3)]
+    by_hand = generation_quality(sections, [real[y:y + 24, x:x + 24] for y in range(0, 105, 24)
+                                            for x in range(0, 105, 24)])
+    assert volume.metadata["generation_quality"] == by_hand.table.to_dict("list")
+    assert "sharp structures against the windows of 'two-phase'" in widget.report.text()
+    assert "12 generated phases windows of 64 px (from 3 structures)" in widget.report.text()
 
 
 def test_builtin_model_walks_right_after_installing(make_napari_viewer, qtbot, messages):

@@ -111,3 +111,29 @@ def test_walk_quality_judges_decoded_images_at_the_real_threshold():
                                                                           "inside_share"] == 0.0
     with pytest.raises(InputError, match="at least 64 x 64"):
         walk_quality(model, LatentWalk("sample", np.zeros((1, 4)), soft[:1]), real[:32, :32])
+
+
+def test_structure_quality_cuts_structures_and_volumes_into_windows_like_the_real_ones():
+    """A 2D structure larger than the patch is judged on its patch-sized windows against the real image's; a
+    volume thinner than the patch on the windows its sections hold (here every 5th section along the first axis,
+    40 px), against real windows of the same 40 px: the tables equal generation_quality of windows cut by hand.
+    The real image judged as a structure passes; white noise of its volume fraction fails on the S2 shape."""
+    from napari_microfingerprint import structure_quality
+
+    model = _intensity_model()
+    real = make_two_phase((256, 256), 0.4, 4.0, seed=0)
+    other = make_two_phase((256, 256), 0.4, 4.0, seed=9)
+    flat = structure_quality(model, [other[:128, :128], other[128:, 128:]], real.astype(float))
+    by_hand = generation_quality(_tiles(other[:128, :128], 64) + _tiles(other[128:, 128:], 64), _tiles(real, 64))
+    assert len(flat.samples) == 8 and flat.n_real == 16
+    assert flat.table.equals(by_hand.table) and "windows of 64 px (from 2 structures)" in flat.summary()
+    assert structure_quality(model, real, real.astype(float)).passed
+    volume = np.stack([make_two_phase((40, 40), 0.4, 4.0, seed=s) for s in range(24)])  # (24, 40, 40)
+    solid = structure_quality(model, volume, real.astype(float))
+    by_hand = generation_quality([volume[k] for k in range(0, 24, 5)], _tiles(real, 40))
+    assert len(solid.samples) == 5 and solid.n_real == 36 and solid.table.equals(by_hand.table)
+    noise = (np.random.default_rng(0).random((48, 48, 48)) < 0.4).astype(np.uint8)
+    judged = structure_quality(model, noise, real.astype(float)).table.set_index("statistic")
+    assert judged.loc["S2 shape distance to the real mean", "inside_share"] == 0.0
+    with pytest.raises(InputError, match="4 dimensions"):
+        structure_quality(model, [np.zeros((4, 64, 64, 2), np.uint8)], real)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Select, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Select, SpinBox
 from napari.layers import Image, Labels, Layer
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_info
@@ -20,7 +21,7 @@ from ..core.analysis import PATCH_PROPERTIES, REGRESSORS, classify, embed, fit_p
 from ..core.characterization import grain_statistics
 from ..core.fingerprint_grains import fit_grain_head, grains_from_fingerprint_iter
 from ..core.fingerprint_structures import fit_descriptor_head
-from ..core.generation_quality import GenerationQuality, walk_quality
+from ..core.generation_quality import GenerationQuality, structure_quality, walk_quality
 from ..core.latent import LatentWalk, decoder_probes, gaussian_cloud, interpolate_latent, sample_latent, traverse
 from ..core.progress import Progress
 from ..core.reconstruction import ReconstructionResult, reconstruct_iter
@@ -41,6 +42,44 @@ METHODS = ("sweep one dimension", "path between two layers", "Gaussian cloud", "
            "decoder probes")
 PROPERTIES = (*PATCH_PROPERTIES, "values from a CSV file")
 VALIDATIONS = ("k-fold", "leave one layer out")
+
+
+@dataclass
+class _Structures:
+    """What :meth:`TraversalWidget.structures_from_step` made: the 2D structures and the steps they come from,
+    the 3D volume (grain label maps, or reconstruction results for two-phase models), which of the two a Cancel
+    cut short, and their judgements (a :class:`GenerationQuality`, or why there is none)."""
+
+    steps: list[int] = field(default_factory=list)
+    flat: list[Any] = field(default_factory=list)
+    volume: Any = None
+    cancelled: str | None = None
+    quality_2d: GenerationQuality | str | None = None
+    quality_3d: GenerationQuality | str | None = None
+
+    def judge(self, model: VAEModel, real: np.ndarray) -> None:
+        """Judge the 2D structures together, and the volume, against the windows of the real image."""
+        def labels(made: Any) -> np.ndarray:
+            return made if isinstance(made, np.ndarray) else made.labels
+
+        for name, structures in (("quality_2d", self.flat), ("quality_3d", [self.volume] if self.volume is not None
+                                                                            else [])):
+            if not structures:
+                continue
+            try:
+                setattr(self, name, structure_quality(model, [labels(s) for s in structures], real))
+            except InputError as err:  # the structures stand; only their judgement is missing, and the report says so
+                setattr(self, name, f"not judged ({err})")
+
+
+def _prefixed(gen: Generator[Any, None, Any], prefix: str) -> Generator[Progress, None, Any]:
+    """Run a progress generator, passing on its progress with ``prefix`` before each message; return its value."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(p.step, p.total, f"{prefix}: {p.message}")
 
 
 def _dock_widget(viewer: napari.viewer.Viewer, cls: type) -> Any:
@@ -65,6 +104,8 @@ class TraversalWidget(QWidget):
         #: of a walk from the same source reuses it instead of fitting again (a grain head's growth table takes
         #: about a minute).
         self._head_cache: tuple[VAEModel, tuple, Any] | None = None
+        #: The last walk's report, which the structures' judgement is added to.
+        self._walk_report = ""
 
         self.use_encoder_button = QPushButton("Use the VAE encoding widget's model")
         self.use_encoder_button.clicked.connect(self.use_encoding_model)
@@ -92,14 +133,19 @@ class TraversalWidget(QWidget):
         self.structure_evals = SpinBox(label="evaluations (sharp structures)", value=500, min=50, max=100_000,
                                        tooltip="Reconstruction budget per structure. Low-porosity materials need "
                                                "more: a 64^3 sandstone volume reached the real S2 spread at 1500.")
+        self.every_step = CheckBox(text="a 2D structure for every step (sharp structures)", value=False,
+                                   tooltip="One 2D structure per step of the walk, stacked like the walk, and the "
+                                           "3D volume from the shown step; all are judged against the source "
+                                           "layer's windows. A sampled walk of many steps then shows whether the "
+                                           "samples are statistically equivalent to the material.")
         walk_form = Container(widgets=[self.method, self.source, self.other, self.row, self.col, self.dim, self.low,
                                        self.high, self.steps, self.gamma, self.seed, self.volume_side,
-                                       self.structure_evals])
+                                       self.structure_evals, self.every_step])
         self.walk_button = QPushButton("Walk")
         self.walk_button.clicked.connect(self.run_walk)
         self.send_button = QPushButton("Send the current step to 3D reconstruction")
         self.send_button.clicked.connect(self.send_to_reconstruction)
-        self.structure_button = QPushButton("Sharp 2D and 3D structures from the current step")
+        self.structure_button = QPushButton("Sharp 2D and 3D structures from the current step (or every step)")
         self.structure_button.setToolTip(
             "Two-phase micrograph models: the step's fingerprint predicts descriptors (volume fractions, S2, "
             "variation) from the source layer's nearest windows, and the descriptor reconstruction makes a sharp "
@@ -335,7 +381,8 @@ class TraversalWidget(QWidget):
             lines.append(f"against the patches of {where['from']}: {quality.summary()}")
         elif quality is not None:
             lines.append(quality)
-        self.report.setText("; ".join(lines))
+        self._walk_report = "; ".join(lines)
+        self.report.setText(self._walk_report)
         self.viewer.dims.set_current_step(0, 0)
 
     def send_to_reconstruction(self) -> Labels | None:
@@ -364,14 +411,17 @@ class TraversalWidget(QWidget):
         return layer
 
     def structures_from_step(self) -> GeneratorWorker | None:
-        """In a worker: from the shown step's fingerprint, a 2D structure (twice the patch a side) and a 3D volume,
-        as new Labels layers. A two-phase model fits the fingerprint -> descriptors regression on the source
-        layer's windows (:func:`~..core.fingerprint_structures.fit_descriptor_head`) and reconstructs from the
-        predicted descriptors; a grain model fits the fingerprint -> grain size regression on the source label
-        map's windows (:func:`~..core.fingerprint_grains.fit_grain_head`) and grows Potts grains to the predicted
-        size (3D sections at least a patch a side; a volume takes the material's part of it, which for one source
-        map is the map's own grain size). Cancel keeps what is finished; a structure cancelled before
-        its first step is not written."""
+        """In a worker: from the shown step's fingerprint a 2D structure (twice the patch a side) and a 3D volume,
+        as new Labels layers; with ``every_step``, a 2D structure from every step's fingerprint instead, stacked
+        like the walk. A two-phase model fits the fingerprint -> descriptors regression on the source layer's
+        windows (:func:`~..core.fingerprint_structures.fit_descriptor_head`) and reconstructs from the predicted
+        descriptors; a grain model fits the fingerprint -> grain size regression on the source label map's
+        windows (:func:`~..core.fingerprint_grains.fit_grain_head`) and grows Potts grains to the predicted size
+        (3D sections at least a patch a side; a volume takes the material's part of it, which for one source map
+        is the map's own grain size). The 2D structures and the volume are each judged against the source
+        layer's windows (:func:`~..core.generation_quality.structure_quality`): the report says whether they pass,
+        and the layers' metadata hold the table. Cancel keeps what is finished; a structure cancelled before its
+        first step is not written."""
         if self.progress.busy():
             return None
         try:
@@ -383,7 +433,7 @@ class TraversalWidget(QWidget):
                 raise InputError("no source layer: the descriptors come from the windows of the 'from layer'.")
             data = layer_2d(source)
             step = min(max(int(self.viewer.dims.current_step[0]), 0), len(self.walk.z) - 1)
-            z, p, side = self.walk.z[step], model.config["patch_size"], self.volume_side.value
+            zs, p, side = self.walk.z, model.config["patch_size"], self.volume_side.value
             evaluations, seed = self.structure_evals.value, self.seed.value
             grains = model.config["transform"] == "distance"
             if grains and not isinstance(source, Labels):
@@ -393,46 +443,83 @@ class TraversalWidget(QWidget):
             report_error(err, "Structures from a fingerprint")
             return None
         cancel = threading.Event()
-        shapes = (("2D", (2 * p, 2 * p)), ("3D", (side, max(side, p), max(side, p)) if grains else (side,) * 3))
+        steps = list(range(len(zs))) if self.every_step.value else [step]
+        volume_shape = (side, max(side, p), max(side, p)) if grains else (side,) * 3
 
-        def work() -> Generator[Any, None, list[tuple[str, ReconstructionResult | np.ndarray]]]:
-            done: list[tuple[str, ReconstructionResult | np.ndarray]] = []
+        def work() -> Generator[Any, None, _Structures]:
             if grains:
                 yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their grain sizes")
                 head = self._head(model, data, seed, lambda: fit_grain_head(model, [data], seed=seed))
-                for dims, shape in shapes:
-                    done.append((dims, (yield from grains_from_fingerprint_iter(head, z, shape, seed, cancel=cancel))))
-                    if cancel.is_set():
-                        break
-                return done
-            yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their descriptors")
-            target = self._head(model, data, None, lambda: fit_descriptor_head(model, [data])).predict(z)[0]
-            for dims, shape in shapes:
-                result = yield from reconstruct_iter(target, shape, cancel=cancel, max_iter=evaluations)
-                if result.evaluations > 0:
-                    done.append((dims, result))
+
+                def one(z: np.ndarray, shape: tuple[int, ...]) -> Generator[Any, None, np.ndarray | None]:
+                    return (yield from grains_from_fingerprint_iter(head, z, shape, seed, cancel=cancel))
+            else:
+                yield Progress(0, 1, f"pairing the fingerprints of '{source.name}' with their descriptors")
+                descriptor_head = self._head(model, data, None, lambda: fit_descriptor_head(model, [data]))
+
+                def one(z: np.ndarray, shape: tuple[int, ...]) -> Generator[Any, None, ReconstructionResult | None]:
+                    target = descriptor_head.predict(z)[0]
+                    result = yield from reconstruct_iter(target, shape, cancel=cancel, max_iter=evaluations)
+                    return result if result.evaluations > 0 else None
+
+            made = _Structures()
+            for i, k in enumerate(steps):
+                result = yield from _prefixed(one(zs[k], (2 * p, 2 * p)), f"2D structure {i + 1} of {len(steps)}")
+                if result is not None:
+                    made.steps.append(k)
+                    made.flat.append(result)
                 if cancel.is_set():
+                    made.cancelled = "2D"
                     break
-            return done
+            if made.cancelled is None:
+                made.volume = yield from _prefixed(one(zs[step], volume_shape), f"3D volume from step {step}")
+                made.cancelled = "3D" if cancel.is_set() else None
+            yield Progress(0, 1, f"judging the structures against the windows of '{source.name}'")
+            made.judge(model, data)
+            return made
 
-        def written(results: list[tuple[str, ReconstructionResult | np.ndarray]]) -> None:
-            if not results:
-                show_info("Cancelled before a structure was reached; nothing was written.")
-            for i, (dims, result) in enumerate(results):
-                if isinstance(result, np.ndarray):
-                    state = " (cancelled, partly grown)" if cancel.is_set() and i == len(results) - 1 else ""
-                    self.viewer.add_labels(result, name=f"{self.walk_layer.name} step {step} {dims} grains from "
-                                                        f"fingerprint{state}",
-                                           metadata={"z": z, "grain_sizes_from": source.name, "seed": seed})
-                    continue
-                state = " (cancelled, best state)" if result.cancelled else ""
-                self.viewer.add_labels(result.labels.astype(np.int32),
-                                       name=f"{self.walk_layer.name} step {step} {dims} from fingerprint{state}",
-                                       metadata={"z": z, "descriptors_from": source.name, "errors": result.errors,
-                                                 "undecided": result.undecided,
-                                                 "evaluations": result.evaluations})
+        return self.progress.start(work, lambda made: self._show_structures(made, step, source.name),
+                                   "Structures from a fingerprint", cancel_event=cancel)
 
-        return self.progress.start(work, written, "Structures from a fingerprint", cancel_event=cancel)
+    def _show_structures(self, made: _Structures, step: int, source: str) -> None:
+        """Write the structures of :meth:`structures_from_step` as Labels layers and their judgement into the
+        report."""
+        if not made.flat and made.volume is None:
+            show_info("Cancelled before a structure was reached; nothing was written.")
+            return
+        grains = isinstance(made.volume if made.volume is not None else made.flat[0], np.ndarray)
+        kind = "grains from fingerprint" if grains else "from fingerprint"
+        walk_name = self.walk_layer.name if self.walk_layer is not None else "latent walk"
+        lines = []
+        for dims, structures, steps, quality in (("2D", made.flat, made.steps, made.quality_2d),
+                                                 ("3D", [made.volume] if made.volume is not None else [], [step],
+                                                  made.quality_3d)):
+            if not structures:
+                continue
+            state = ""
+            if made.cancelled == dims:
+                state = " (cancelled, partly grown)" if grains else " (cancelled, best state)"
+            where = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
+            meta: dict[str, Any] = {"z": self.walk.z[steps] if len(steps) > 1 else self.walk.z[steps[0]],
+                                    "steps": steps, ("grain_sizes_from" if grains else "descriptors_from"): source}
+            if grains:
+                meta["seed"] = self.seed.value
+                labels = list(structures)
+            else:
+                labels = [r.labels.astype(np.int32) for r in structures]
+                runs = {"errors": [r.errors for r in structures], "undecided": [r.undecided for r in structures],
+                        "evaluations": [r.evaluations for r in structures]}
+                meta.update({k: v[0] if len(steps) == 1 else v for k, v in runs.items()})
+            if isinstance(quality, GenerationQuality):
+                meta["generation_quality"] = quality.table.to_dict("list")
+                lines.append(f"{dims}: {quality.summary()}")
+            elif quality is not None:
+                lines.append(f"{dims}: {quality}")
+            data = labels[0] if len(labels) == 1 else np.stack(labels)
+            plural = "s" if len(steps) > 1 else ""
+            self.viewer.add_labels(data, name=f"{walk_name} {where} {dims} {kind}{plural}{state}", metadata=meta)
+        self.report.setText(f"{self._walk_report}\nsharp structures against the windows of '{source}': "
+                            + "; ".join(lines))
 
     def _head(self, model: VAEModel, data: np.ndarray, seed: int | None, fit: Callable[[], Any]) -> Any:
         """The head ``fit`` makes, or the last one when it came from the same model, source data and seed."""
