@@ -92,7 +92,7 @@ def run(viewer: napari.Viewer, name: str, steps: int, side: int, evaluations: in
     data = prepare_input(encoder.model, image)
     phases = (data > split_threshold(data)).astype(np.uint8)
     physics = structure_report(volume.data, reference=phases, transport=False)
-    outside = physics.outside()
+    outside = physics.outside
     names = ", ".join(outside["metric"].astype(str) + " of phase " + outside["phase"].astype(str)) \
         if len(outside) else "none"
     checked = len(physics.comparison)

@@ -71,3 +71,38 @@ def test_grain_head_follows_the_fingerprint(model):
     pool = np.concatenate([encode(model, t, stride=p // 2).reshape(-1, dim) for t in train])
     sampled = head.predict(sample_latent(model, pool, n=64, seed=0, labels=True).z)[0]
     assert sampled.mean() == pytest.approx(np.exp(truth).mean(), rel=0.04)
+
+
+def test_sampled_structures_are_nearer_the_material_than_an_untrained_networks(model):
+    """The generation-quality measure (walk_quality) of 32 fingerprints sampled like the windows of the 'Grain
+    structure 2D' sample and decoded into grain labels. The shipped model's samples are still outside the real
+    spread (measured: 38 ± 3 grains per window against 68 ± 7, 0 % inside; its decodings are smoother than real
+    maps, and the grain bridge makes the structures that pass), but they are nearer the material on the grain
+    count and the mean grain area, and at least as often inside on every statistic, than those of the same
+    network untrained, which decodes no grains at all."""
+    from napari_microfingerprint import sample_latent, walk_quality
+    from napari_microfingerprint._sample_data import grains_2d
+    from napari_microfingerprint.core.vae.models import build_model
+    from napari_microfingerprint.core.vae.training import VAEModel
+
+    c = model.config
+    torch.manual_seed(0)
+    untrained = VAEModel(build_model("conv", patch_size=c["patch_size"], latent_dim=c["latent_dim"],
+                                     **c["model_options"]).eval(), c)
+    real = grains_2d()[0][0]
+    tables = {}
+    for name, net in (("shipped", model), ("untrained", untrained)):
+        z = encode(net, real, stride=16).reshape(-1, c["latent_dim"])
+        walk = sample_latent(net, z, n=32, seed=0, labels=True)
+        tables[name] = walk_quality(net, walk, real).table.set_index("statistic")
+    shipped, untrained_table = tables["shipped"], tables["untrained"]
+
+    def distance(table, statistic: str) -> float:  # from the real mean, in real sd; no grains: infinitely far
+        row = table.loc[statistic]
+        gap = abs(row["generated_mean"] - row["real_mean"]) / row["real_sd"]
+        return gap if np.isfinite(gap) else np.inf
+
+    assert untrained_table.loc["grain count", "generated_mean"] == 0
+    for statistic in ("grain count", "mean grain area"):
+        assert distance(shipped, statistic) < distance(untrained_table, statistic)
+    assert (shipped["inside_share"] >= untrained_table["inside_share"]).all()
