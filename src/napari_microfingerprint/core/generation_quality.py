@@ -256,6 +256,7 @@ def structure_quality(model: VAEModel, structures, real, limit_to: int = 8, sd: 
     if isinstance(structures, np.ndarray) or not isinstance(structures, Sequence) or len(structures) == 0:
         raise InputError("structures must be a 2D or 3D label map or a non-empty list of them.")
     data = [check_labels(s, f"structures[{k}]") for k, s in enumerate(structures)]  # refuses other than 2D / 3D
+    spacing = None if spacing is None else check_int(spacing, "spacing", 1)
     window = min(model.config["patch_size"], *(_largest_window(s) for s in data))
     windows = [w for s in data for w in structure_windows(s, window, spacing)]
     patches, _ = real_patches(model, real, kind, window)
